@@ -1,0 +1,1 @@
+"""Pure rules: no I/O, no clocks, no randomness that the caller does not pass in."""

@@ -1,0 +1,163 @@
+"""Which Conversions API events fire for an interaction, and exactly what each one says.
+
+The payload follows the spec's CAPI request, corrected where Meta requires more: `action_source`,
+unhashed client IP and user agent, SHA-256 `external_id`, and an `event_id` that never carries the
+raw visitor id and stays the same for the same logical event so retries deduplicate.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from retargeting.domain.pixel import PixelState
+
+MAX_EVENT_AGE_SECONDS = 7 * 24 * 3600  # Meta rejects a whole request holding an older event_time
+MAX_CLOCK_SKEW_SECONDS = 60  # how far in the future an event_time may be (callers' clocks drift)
+
+WIDGET_VIEW = "GreetNow_WidgetView"
+WIDGET_VIEW_B2B = "GreetNow_WidgetView_B2B"
+CALL_STARTED = "GreetNow_CallStarted"
+LEAD = "Lead"
+CALL_STARTED_B2B = "GreetNow_CallStarted_B2B"
+ALL_EVENT_NAMES = (WIDGET_VIEW, WIDGET_VIEW_B2B, CALL_STARTED, LEAD, CALL_STARTED_B2B)
+
+
+class InteractionKind(enum.StrEnum):
+    WIDGET_VIEW = "widget_view"
+    CALL_STARTED = "call_started"
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """A widget view or call start as the platform's server reports it, already validated."""
+
+    kind: InteractionKind
+    organization_id: str
+    visitor_id: str
+    page_url: str
+    client_ip_address: str
+    client_user_agent: str
+    event_time: int
+    fbp: str | None = None
+    fbc: str | None = None
+    event_id: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """One CAPI event ready for the outbox: its payload is serialised once, here."""
+
+    event_name: str
+    event_id: str
+    event_time: int
+    payload: bytes
+
+
+def event_names(
+    kind: InteractionKind, pixel_state: PixelState, org_enabled: bool
+) -> tuple[str, ...]:
+    """The spec's "Facebook Events Fired" table; nothing fires unless the pixel is active."""
+    if pixel_state is not PixelState.ACTIVE:
+        return ()
+    if kind is InteractionKind.WIDGET_VIEW:
+        return (WIDGET_VIEW, WIDGET_VIEW_B2B) if org_enabled else (WIDGET_VIEW,)
+    base = (CALL_STARTED, LEAD)
+    return (*base, CALL_STARTED_B2B) if org_enabled else base
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def derive_event_id(interaction: Interaction) -> str:
+    """The caller's id when given; else one that is stable for the logical event.
+
+    Widget views hash the hashed visitor id with the event time, so the id is stable across
+    retries of the same report yet reveals nothing about the visitor; call events use the call id.
+    """
+    if interaction.event_id:
+        return interaction.event_id
+    if interaction.kind is InteractionKind.CALL_STARTED and interaction.call_id:
+        return f"gn_call_{interaction.call_id}"
+    digest = sha256_hex(f"{sha256_hex(interaction.visitor_id)}:{interaction.event_time}")
+    return f"gn_wv_{digest[:32]}"
+
+
+def _custom_data(interaction: Interaction, event_name: str) -> dict[str, str]:
+    if interaction.kind is InteractionKind.WIDGET_VIEW:
+        return {"content_name": "GreetNow Widget", "content_category": "Widget Impression"}
+    data = {"content_name": "GreetNow Call", "content_category": "Call Started"}
+    if event_name != LEAD and interaction.call_id:
+        data["call_id"] = interaction.call_id
+    return data
+
+
+def build_payload(interaction: Interaction, event_name: str, event_id: str) -> dict[str, Any]:
+    user_data: dict[str, str] = {
+        "client_ip_address": interaction.client_ip_address,
+        "client_user_agent": interaction.client_user_agent,
+        "external_id": sha256_hex(interaction.visitor_id),
+    }
+    if interaction.fbp:
+        user_data["fbp"] = interaction.fbp
+    if interaction.fbc:
+        user_data["fbc"] = interaction.fbc
+    return {
+        "event_name": event_name,
+        "event_time": interaction.event_time,
+        "event_id": event_id,
+        "action_source": "website",
+        "event_source_url": interaction.page_url,
+        "user_data": user_data,
+        "custom_data": _custom_data(interaction, event_name),
+    }
+
+
+def events_for(
+    interaction: Interaction, pixel_state: PixelState, org_enabled: bool
+) -> list[QueuedEvent]:
+    """The 0 to 3 events an interaction queues, each serialised for the outbox."""
+    names = event_names(interaction.kind, pixel_state, org_enabled)
+    if not names:
+        return []
+    event_id = derive_event_id(interaction)
+    return [
+        QueuedEvent(
+            event_name=name,
+            event_id=event_id,
+            event_time=interaction.event_time,
+            payload=orjson.dumps(build_payload(interaction, name, event_id)),
+        )
+        for name in names
+    ]
+
+
+def event_time_problem(event_time: int, now: int) -> str | None:
+    """Why Meta would refuse this event time, or None when it is acceptable."""
+    if event_time > now + MAX_CLOCK_SKEW_SECONDS:
+        return "event_time is in the future"
+    if event_time < now - MAX_EVENT_AGE_SECONDS:
+        return "event_time is older than 7 days"
+    return None
+
+
+def is_expired(event_time: int, now: int) -> bool:
+    """An event Meta would refuse for age: the outbox expires it instead of sending it."""
+    return event_time < now - MAX_EVENT_AGE_SECONDS
+
+
+def request_body(payloads: list[bytes], access_token: str, test_event_code: str = "") -> bytes:
+    """The Graph API request body, concatenated from payloads serialised at enqueue.
+
+    The access token travels in the body, never in the URL, because URLs end up in logs.
+    """
+    body = b'{"data":[' + b",".join(payloads) + b'],"access_token":' + orjson.dumps(access_token)
+    if test_event_code:
+        body += b',"test_event_code":' + orjson.dumps(test_event_code)
+    return body + b"}"
