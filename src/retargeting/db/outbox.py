@@ -1,0 +1,296 @@
+"""The outbox rows: enqueue, claim with a lease, write outcomes back, report, purge.
+
+A claim moves `next_attempt_at` to the end of the lease and commits at once: no transaction is
+ever held open across a request to Meta, and a worker killed mid-send loses nothing because its
+rows simply fall due again when the lease ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from retargeting.db.tables import outbox_events
+from retargeting.domain.events import QueuedEvent
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+EXPIRED = "expired"
+
+t = outbox_events
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedEvent:
+    id: int
+    event_name: str
+    event_id: str
+    event_time: int
+    attempts: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    id: int
+    next_attempt_at: float
+    error: str
+    error_code: int | None
+
+
+def enqueue(conn: Connection, rows: Sequence[tuple[str, QueuedEvent]], now: float) -> None:
+    """Insert (organization id, event) pairs in one executemany."""
+    if not rows:
+        return
+    conn.execute(
+        insert(t),
+        [
+            {
+                "organization_id": org_id,
+                "event_name": event.event_name,
+                "event_id": event.event_id,
+                "event_time": event.event_time,
+                "payload": event.payload.decode(),
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for org_id, event in rows
+        ],
+    )
+
+
+def claim(
+    conn: Connection, *, worker_id: str, now: float, lease_seconds: float, limit: int
+) -> list[ClaimedEvent]:
+    """Take up to `limit` due rows for this worker until `now + lease_seconds`.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets any number of workers claim side by side; SQLite
+    has one writer at a time, so the plain subquery is already exclusive.
+    """
+    due = (
+        select(t.c.id)
+        .where(t.c.status == PENDING, t.c.next_attempt_at <= now)
+        .order_by(t.c.next_attempt_at, t.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = conn.execute(
+        update(t)
+        .where(t.c.id.in_(due.scalar_subquery()))
+        .values(next_attempt_at=now + lease_seconds, claimed_by=worker_id)
+        .returning(t.c.id, t.c.event_name, t.c.event_id, t.c.event_time, t.c.attempts, t.c.payload)
+    ).all()
+    claimed = [
+        ClaimedEvent(row[0], row[1], row[2], int(row[3]), int(row[4]), (row[5] or "").encode())
+        for row in rows
+    ]
+    claimed.sort(key=lambda event: event.id)
+    return claimed
+
+
+def mark_delivered(
+    conn: Connection, ids: Iterable[int], *, worker_id: str, fbtrace_id: str | None, now: float
+) -> int:
+    """Delivered rows drop their payload: IP and user agent are kept only until delivery."""
+    return _finish(conn, ids, worker_id, DELIVERED, now, fbtrace_id=fbtrace_id)
+
+
+def mark_failed(
+    conn: Connection,
+    ids: Iterable[int],
+    *,
+    worker_id: str,
+    error: str,
+    error_code: int | None,
+    fbtrace_id: str | None,
+    now: float,
+) -> int:
+    return _finish(
+        conn, ids, worker_id, FAILED, now, error=error, error_code=error_code, fbtrace_id=fbtrace_id
+    )
+
+
+def mark_expired(conn: Connection, ids: Iterable[int], *, worker_id: str, now: float) -> int:
+    return _finish(
+        conn, ids, worker_id, EXPIRED, now, error="older than Meta's 7-day window; not sent"
+    )
+
+
+def _finish(
+    conn: Connection,
+    ids: Iterable[int],
+    worker_id: str,
+    status: str,
+    now: float,
+    *,
+    error: str | None = None,
+    error_code: int | None = None,
+    fbtrace_id: str | None = None,
+) -> int:
+    id_list = list(ids)
+    if not id_list:
+        return 0
+    result = conn.execute(
+        update(t)
+        .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, t.c.status == PENDING)
+        .values(
+            status=status,
+            attempts=t.c.attempts + (0 if status == EXPIRED else 1),
+            payload=None,
+            finished_at=now,
+            last_error=error,
+            last_error_code=error_code,
+            fbtrace_id=fbtrace_id,
+        )
+    )
+    return int(result.rowcount)
+
+
+def schedule_retries(conn: Connection, retries: Sequence[Retry], *, worker_id: str) -> int:
+    """One executemany for the batch; each row keeps its own backoff."""
+    if not retries:
+        return 0
+    stmt = (
+        update(t)
+        .where(
+            t.c.id == bindparam("row_id"),
+            t.c.claimed_by == worker_id,
+            t.c.status == PENDING,
+        )
+        .values(
+            next_attempt_at=bindparam("due"),
+            attempts=t.c.attempts + 1,
+            last_error=bindparam("error"),
+            last_error_code=bindparam("code"),
+        )
+    )
+    result = conn.execute(
+        stmt,
+        [
+            {"row_id": r.id, "due": r.next_attempt_at, "error": r.error, "code": r.error_code}
+            for r in retries
+        ],
+    )
+    return int(result.rowcount)
+
+
+def release(conn: Connection, ids: Iterable[int], *, worker_id: str, now: float) -> int:
+    """Give rows back without counting an attempt (delivery paused while they were claimed)."""
+    id_list = list(ids)
+    if not id_list:
+        return 0
+    result = conn.execute(
+        update(t)
+        .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, t.c.status == PENDING)
+        .values(next_attempt_at=now, claimed_by=None)
+    )
+    return int(result.rowcount)
+
+
+def expire_stale(conn: Connection, *, older_than_event_time: int, now: float) -> int:
+    """Pending rows past Meta's window are expired in place, even if no worker claims them."""
+    result = conn.execute(
+        update(t)
+        .where(t.c.status == PENDING, t.c.event_time < older_than_event_time)
+        .values(
+            status=EXPIRED,
+            payload=None,
+            finished_at=now,
+            last_error="older than Meta's 7-day window; not sent",
+        )
+    )
+    return int(result.rowcount)
+
+
+def purge_finished(conn: Connection, *, finished_before: float, limit: int = 10_000) -> int:
+    """Delete finished rows past retention, a bounded chunk at a time."""
+    ids = (
+        select(t.c.id)
+        .where(t.c.status != PENDING, t.c.finished_at < finished_before)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    return int(conn.execute(delete(t).where(t.c.id.in_(ids))).rowcount)
+
+
+def depth(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).where(t.c.status == PENDING)).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class EventNameStats:
+    event_name: str
+    queued: int
+    delivered: int
+    failed: int
+    expired: int
+    last_delivered_at: float | None
+
+
+def stats_by_event_name(conn: Connection) -> list[EventNameStats]:
+    def count(status: str) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((t.c.status == status, 1), else_=0)), 0)
+
+    last_delivered = func.max(case((t.c.status == DELIVERED, t.c.finished_at), else_=None))
+    rows = conn.execute(
+        select(
+            t.c.event_name,
+            count(PENDING),
+            count(DELIVERED),
+            count(FAILED),
+            count(EXPIRED),
+            last_delivered,
+        ).group_by(t.c.event_name)
+    ).all()
+    return [
+        EventNameStats(row[0], int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5])
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    event_name: str
+    event_id: str
+    status: str
+    error: str
+    error_code: int | None
+    fbtrace_id: str | None
+    attempts: int
+    at: float | None
+
+
+def last_errors(conn: Connection, limit: int = 10) -> list[LastError]:
+    """The most recent rows that carry an error, failed or waiting to retry."""
+    rows = conn.execute(
+        select(
+            t.c.event_name,
+            t.c.event_id,
+            t.c.status,
+            t.c.last_error,
+            t.c.last_error_code,
+            t.c.fbtrace_id,
+            t.c.attempts,
+            t.c.finished_at,
+        )
+        .where(t.c.last_error.is_not(None), t.c.status.in_([PENDING, FAILED]))
+        .order_by(t.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [LastError(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7]) for r in rows]
