@@ -1,0 +1,65 @@
+"""Prometheus metrics, one registry per process (no import-time globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_queued = Counter(
+            "retargeting_events_queued",
+            "CAPI events written to the outbox",
+            ["event_name"],
+            registry=r,
+        )
+        self.events_delivered = Counter(
+            "retargeting_events_delivered", "Events Meta accepted", registry=r
+        )
+        self.events_failed = Counter(
+            "retargeting_events_failed", "Events Meta rejected for good", registry=r
+        )
+        self.events_expired = Counter(
+            "retargeting_events_expired", "Events older than 7 days, never sent", registry=r
+        )
+        self.event_retries = Counter(
+            "retargeting_event_retries", "Events scheduled for another attempt", registry=r
+        )
+        self.graph_requests = Counter(
+            "retargeting_graph_requests",
+            "Requests to the Graph API by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.graph_latency = Histogram(
+            "retargeting_graph_request_seconds",
+            "Graph API request latency",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.in_flight_limit = Gauge(
+            "retargeting_in_flight_limit", "Requests the dispatcher may have in flight", registry=r
+        )
+        self.delivery_paused = Gauge(
+            "retargeting_delivery_paused", "1 while delivery is paused by Meta's answer", registry=r
+        )
+
+    def watch_queue_depth(self, read_depth: Callable[[], int]) -> None:
+        """Queue depth is read from the database at scrape time, so every process agrees."""
+        self.registry.register(_QueueDepthCollector(read_depth))
+
+
+class _QueueDepthCollector(Collector):
+    def __init__(self, read_depth: Callable[[], int]) -> None:
+        self._read_depth = read_depth
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "retargeting_outbox_depth", "Events waiting for delivery", value=self._read_depth()
+        )

@@ -1,0 +1,89 @@
+"""What a running process owns: engine, cipher, settings snapshot, metrics, Graph API client.
+
+Built from `Settings` by `build_runtime` (nothing connects at import time); `running()` starts
+the background loops (settings poll, and the dispatcher when this process delivers) and stops
+them cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from retargeting.db import outbox
+from retargeting.db.engine import READ_ONLY, make_engine
+from retargeting.graph.client import GraphClient, GraphTimeouts
+from retargeting.metrics import Metrics
+from retargeting.outbox.dispatcher import Dispatcher
+from retargeting.security import TokenCipher
+from retargeting.settings import Settings
+from retargeting.snapshot import SnapshotHolder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    cipher: TokenCipher
+    snapshot: SnapshotHolder
+    metrics: Metrics
+    graph: GraphClient
+    worker_id: str
+
+    def queue_depth(self) -> int:
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return outbox.depth(conn)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = make_engine(settings.database_url)
+    cipher = TokenCipher(settings.resolve_secret_key())
+    metrics = Metrics()
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        cipher=cipher,
+        snapshot=SnapshotHolder(engine, cipher),
+        metrics=metrics,
+        graph=GraphClient(
+            settings.graph_api_url,
+            settings.graph_api_version,
+            GraphTimeouts.from_total(settings.graph_timeout_seconds),
+            max_connections=settings.max_in_flight * 2,
+        ),
+        worker_id=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+    )
+    metrics.watch_queue_depth(runtime.queue_depth)
+    return runtime
+
+
+@contextlib.asynccontextmanager
+async def running(runtime: Runtime, *, deliver: bool) -> AsyncIterator[None]:
+    """Run the background loops for the body's duration; the first snapshot loads before it."""
+    await asyncio.to_thread(runtime.snapshot.refresh)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            runtime.snapshot.watch(runtime.settings.settings_poll_seconds, stop),
+            name="settings-poll",
+        )
+    ]
+    if deliver:
+        dispatcher = Dispatcher.from_runtime(runtime)
+        tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runtime.graph.aclose()
+        runtime.engine.dispose()
