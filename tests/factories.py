@@ -14,7 +14,7 @@ from retargeting.domain.pixel import PixelSettings
 from retargeting.security import TokenCipher
 
 PIXEL_ID = "1234567890"
-ACCESS_TOKEN = "EAAtestaccesstoken0123456789abcdefWXYZ"  # noqa: S105 (a test value)
+ACCESS_TOKEN = "EAAtestaccesstoken0123456789abcdefWXYZ"
 TEST_KEY = "q9Dq1V3b3vjMZpO9y1m8m6oZ0Yx2WQ8w6y0c2H8aG5E="
 
 
@@ -38,7 +38,9 @@ def make_org(
     return org_id
 
 
-def make_pixel(engine: Engine, cipher: TokenCipher | None = None, **overrides: Any) -> PixelSettings:
+def make_pixel(
+    engine: Engine, cipher: TokenCipher | None = None, **overrides: Any
+) -> PixelSettings:
     pixel = replace(
         PixelSettings(pixel_id=PIXEL_ID, access_token=ACCESS_TOKEN, enabled=True), **overrides
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 
 class Metrics:
@@ -60,6 +62,10 @@ class _QueueDepthCollector(Collector):
         self._read_depth = read_depth
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            depth = float(self._read_depth())
+        except SQLAlchemyError:
+            depth = math.nan  # the database is down: say "unknown", keep /metrics answering
         yield GaugeMetricFamily(
-            "retargeting_outbox_depth", "Events waiting for delivery", value=self._read_depth()
+            "retargeting_outbox_depth", "Events waiting for delivery", value=depth
         )

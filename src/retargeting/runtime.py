@@ -69,18 +69,19 @@ def build_runtime(settings: Settings) -> Runtime:
 @contextlib.asynccontextmanager
 async def running(runtime: Runtime, *, deliver: bool) -> AsyncIterator[None]:
     """Run the background loops for the body's duration; the first snapshot loads before it."""
-    await asyncio.to_thread(runtime.snapshot.refresh)
     stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(
-            runtime.snapshot.watch(runtime.settings.settings_poll_seconds, stop),
-            name="settings-poll",
-        )
-    ]
-    if deliver:
-        dispatcher = Dispatcher.from_runtime(runtime)
-        tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
+    tasks: list[asyncio.Task[None]] = []
     try:
+        await asyncio.to_thread(runtime.snapshot.refresh)
+        tasks.append(
+            asyncio.create_task(
+                runtime.snapshot.watch(runtime.settings.settings_poll_seconds, stop),
+                name="settings-poll",
+            )
+        )
+        if deliver:
+            dispatcher = Dispatcher.from_runtime(runtime)
+            tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
         yield
     finally:
         stop.set()

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import dataclasses
-import random
 import re
 import secrets
 import signal
@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import orjson
 import uvicorn
@@ -37,76 +37,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes import graph_rules
+from tests.fakes.graph_faults import Fault, FaultKind, random_faults
 from tests.fakes.graph_rules import MetaError
 
 API_VERSION_PATTERN = r"v\d+\.\d+"
 START_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 1  # then requests still sleeping in a timeout fault are cancelled
-RATE_LIMIT_MESSAGES = {
-    4: "(#4) Application request limit reached",
-    17: "(#17) User request limit reached",
-    613: "(#613) Calls to this api have exceeded the rate limit.",
-}
-
-FaultKind = Literal["server_error", "timeout", "rate_limit", "error"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Fault:
-    """What the stand-in does to one request instead of (or before) answering it normally."""
-
-    kind: FaultKind
-    answer: MetaError | None = None  # None means a non-JSON 5xx page
-    status: int = 500
-    seconds: float = 0.0  # for timeouts: how long to stall before answering
-    deliver: bool = False  # for timeouts: process the request normally after the stall
-
-    @classmethod
-    def server_error(cls, status: int = 500, *, json_body: bool = False) -> Fault:
-        """A 5xx: an HTML page by default, or Meta's transient error object (code 2)."""
-        error = None
-        if json_body:
-            error = MetaError(
-                2,
-                "An unexpected error has occurred. Please retry your request later.",
-                is_transient=True,
-                status=status,
-            )
-        return cls("server_error", answer=error, status=status)
-
-    @classmethod
-    def timeout(cls, seconds: float = 3.0, *, deliver: bool = False) -> Fault:
-        """Stall past the client's timeout. With `deliver`, Meta got the events anyway."""
-        return cls("timeout", status=504, seconds=seconds, deliver=deliver)
-
-    @classmethod
-    def rate_limit(cls, code: int = 17) -> Fault:
-        message = RATE_LIMIT_MESSAGES.get(code, f"(#{code}) There have been too many calls")
-        return cls("rate_limit", answer=MetaError(code, message), status=400)
-
-    @classmethod
-    def error(
-        cls,
-        code: int,
-        subcode: int | None = None,
-        message: str = "Scripted error",
-        *,
-        is_transient: bool = False,
-        status: int = 400,
-        type: str = "OAuthException",
-        user_msg: str | None = None,
-    ) -> Fault:
-        error = MetaError(code, message, type, subcode, user_msg, is_transient, status)
-        return cls("error", answer=error, status=status)
-
-
-def random_faults(
-    rate: float, *, seed: int = 0, timeout_seconds: float = 3.0
-) -> Callable[[], Fault | None]:
-    """A seeded chooser for `set_fault_mode`: fails `rate` of requests with a mix of faults."""
-    rng = random.Random(seed)
-    kinds = (Fault.server_error(), Fault.timeout(timeout_seconds), Fault.rate_limit())
-    return lambda: rng.choice(kinds) if rng.random() < rate else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -128,6 +64,7 @@ class RecordedRequest:
     error_subcode: int | None
     fault: FaultKind | None
     duration: float  # seconds, as the stand-in measured it
+    peer: str  # the client's host:port, so tests can see connections being reused
 
     @property
     def url(self) -> str:
@@ -172,6 +109,9 @@ class GraphStandIn:
         self._violations: list[str] = []
         self._by_status: collections.Counter[int] = collections.Counter()
         self._events_total = 0
+        self._generation = 0  # bumped by reset() so stalled requests cannot leak across tests
+        self._stopping = asyncio.Event()  # wakes stalled requests so shutdown is quick
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -202,13 +142,14 @@ class GraphStandIn:
             self.app,
             host=self._host,
             port=self._port,
-            log_config=None,
-            log_level="warning",
+            log_config=None,  # leave the process's logging alone; records reach the root logger
+            log_level=None,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
         server = uvicorn.Server(config)
+        self._stopping = asyncio.Event()
         thread = threading.Thread(target=server.run, name="graph-stand-in", daemon=True)
         self._server, self._thread = server, thread
         thread.start()
@@ -224,9 +165,12 @@ class GraphStandIn:
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
+            if self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop already ended
+                    self._loop.call_soon_threadsafe(self._stopping.set)
             self._server.should_exit = True
             self._thread.join(timeout=START_TIMEOUT_SECONDS + SHUTDOWN_GRACE_SECONDS)
-        self._server = self._thread = None
+        self._server = self._thread = self._loop = None
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -266,6 +210,7 @@ class GraphStandIn:
             self._violations.clear()
             self._by_status.clear()
             self._events_total = 0
+            self._generation += 1
 
     # -- recordings --------------------------------------------------------------------------
 
@@ -322,12 +267,13 @@ class GraphStandIn:
 
     async def _events_endpoint(self, request: Request) -> Response:
         started = time.monotonic()
+        generation = self._generation
         raw = await request.body()
         fault = self._take_fault(request)
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
         if fault is not None and fault.kind == "timeout":
-            await asyncio.sleep(fault.seconds)
+            await self._stall(fault.seconds)
         pixel_id = request.path_params["pixel_id"]
         events: list[Any] = []
         test_event_code: str | None = None
@@ -344,6 +290,8 @@ class GraphStandIn:
             status = 200 if answer is None else answer.status
         trace = secrets.token_urlsafe(12)
         with self._lock:
+            if generation != self._generation:  # began before a reset: belongs to another test
+                return Response(b"", 503)
             if status == 200:
                 self._events_total += len(events)
                 if self._keep_events:
@@ -363,6 +311,7 @@ class GraphStandIn:
                     error_subcode=answer.error_subcode if answer else None,
                     fault=fault.kind if fault else None,
                     duration=time.monotonic() - started,
+                    peer=f"{request.client.host}:{request.client.port}" if request.client else "",
                 )
             )
         if answer is not None:
@@ -372,10 +321,15 @@ class GraphStandIn:
         success = {"events_received": len(events), "messages": [], "fbtrace_id": trace}
         return Response(orjson.dumps(success), media_type="application/json")
 
+    async def _stall(self, seconds: float) -> None:
+        """Sleep like a hung server, but wake at once when the stand-in stops."""
+        self._loop = asyncio.get_running_loop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     def _take_fault(self, request: Request) -> Fault | None:
+        self._note_token_in_query(request)
         with self._lock:
-            if "access_token" in request.query_params:
-                self._violations.append(f"access_token in the URL query of {request.url.path}")
             if self._faults:
                 return self._faults.popleft()
             return self._fault_mode() if self._fault_mode is not None else None
@@ -406,7 +360,13 @@ class GraphStandIn:
                     return graph_rules.invalid(f"data[{index}]: {rule.message}", rule.subcode)
         return None
 
+    def _note_token_in_query(self, request: Request) -> None:
+        if "access_token" in request.query_params:
+            with self._lock:
+                self._violations.append(f"access_token in the URL query of {request.url.path}")
+
     async def _unknown_endpoint(self, request: Request) -> Response:
+        self._note_token_in_query(request)
         answer = graph_rules.unknown_path(request.url.path)
         return Response(
             answer.to_json(secrets.token_urlsafe(12)), 400, media_type="application/json"

@@ -62,8 +62,11 @@ def classify(error: GraphError) -> Disposition:
         return Disposition.RATE_LIMITED
     if error.is_transient or code in TRANSIENT_CODES:
         return Disposition.RETRY
-    if error.http_status is None or error.http_status >= 500 or error.http_status == 429:
+    status = error.http_status
+    if status is None or status >= 500 or status == 429:
         return Disposition.RETRY  # transport failure, timeout or server error
+    if code is None and status < 300:
+        return Disposition.RETRY  # a 2xx we could not read: the answer, not the events, is broken
     if code == INVALID_PARAMETER:
         return Disposition.INVALID
     # An unknown 4xx: retrying the same bytes would fail the same way, so isolate the culprit.

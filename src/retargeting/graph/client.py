@@ -144,7 +144,8 @@ class GraphClient:
         except httpx.TimeoutException as exc:
             return self._failed(pixel_id, started, self._timeout_message(exc))
         except httpx.RequestError as exc:
-            return self._failed(pixel_id, started, f"{type(exc).__name__}: {exc or 'no detail'}")
+            detail = str(exc) or "no detail"
+            return self._failed(pixel_id, started, f"{type(exc).__name__}: {detail}")
         answer = parse_answer(response.status_code, response.content)
         if isinstance(answer, GraphError):
             answer = _scrubbed(answer, body)

@@ -5,9 +5,9 @@ Nothing here talks to Meta; the caller returns as soon as the transaction commit
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -29,6 +29,7 @@ class UnknownOrganizations(LookupError):
 class Recorded:
     interactions: int
     events_queued: int
+    by_event_name: Mapping[str, int] = field(default_factory=dict)  # for the metrics counter
 
 
 def record(
@@ -53,4 +54,8 @@ def record(
             for event in events_for(i, pixel_state, flags[i.organization_id])
         ]
         outbox.enqueue(conn, queued, now)
-    return Recorded(interactions=len(interactions), events_queued=len(queued))
+    return Recorded(
+        interactions=len(interactions),
+        events_queued=len(queued),
+        by_event_name=Counter(event.event_name for _, event in queued),
+    )

@@ -25,6 +25,7 @@ from retargeting.domain.delivery import (
         (GraphError("bad gateway", http_status=502), Disposition.RETRY),
         (GraphError("timed out"), Disposition.RETRY),
         (GraphError("too many", http_status=429), Disposition.RETRY),
+        (GraphError("unreadable 200", http_status=200), Disposition.RETRY),
         (GraphError("app limit", code=4, http_status=400), Disposition.RATE_LIMITED),
         (GraphError("user limit", code=17, http_status=400), Disposition.RATE_LIMITED),
         (GraphError("app limit", code=341, http_status=400), Disposition.RATE_LIMITED),

@@ -1,0 +1,94 @@
+"""Request dependencies: the process's runtime and the two kinds of bearer credential.
+
+Ingest keys are checked against the hashes in the settings snapshot, with no database query, so
+the hot path stays cheap; a new or revoked key takes effect within one settings poll. Personal
+access tokens are looked up in the database on each admin request, so a revoked or expired token
+stops working at once. Each kind is refused on the other's routes: the hashes live in separate
+tables and an ingest key is simply not a valid personal token.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from retargeting import security
+from retargeting.db import auth
+from retargeting.db.engine import READ_ONLY
+from retargeting.runtime import Runtime
+from retargeting.web.schemas import ORG_ID_PATTERN
+
+ingest_bearer = HTTPBearer(
+    scheme_name="IngestApiKey",
+    description="An ingest API key (`retargeting api-keys create`), for the platform's servers.",
+    auto_error=False,
+)
+personal_bearer = HTTPBearer(
+    scheme_name="PersonalAccessToken",
+    description="A superadmin's personal access token (`retargeting tokens create`).",
+    auto_error=False,
+)
+
+BearerCredentials = HTTPAuthorizationCredentials | None
+OrgIdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ORG_ID_PATTERN)]
+
+
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_engine(runtime: RuntimeDep) -> Engine:
+    return runtime.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_ingest_key(
+    credentials: Annotated[BearerCredentials, Depends(ingest_bearer)], runtime: RuntimeDep
+) -> None:
+    """An `async def` on purpose: a plain `def` would cost a thread hop on every event."""
+    if credentials is None:
+        raise unauthorized("missing bearer API key")
+    if security.hash_bearer(credentials.credentials) not in runtime.snapshot.current.api_key_hashes:
+        raise unauthorized("invalid or revoked API key")
+
+
+IngestKeyDep = Annotated[None, Depends(require_ingest_key)]
+
+
+def current_user(
+    credentials: Annotated[BearerCredentials, Depends(personal_bearer)], runtime: RuntimeDep
+) -> auth.User:
+    """The token's owner; blocking (one indexed query), so FastAPI runs it in its thread pool."""
+    if credentials is None:
+        raise unauthorized("missing bearer token")
+    token = credentials.credentials
+    if not token.startswith(f"{security.PERSONAL_TOKEN_PREFIX}_"):
+        raise unauthorized("invalid, expired or revoked token")  # no query for a foreign string
+    with runtime.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        user = auth.user_by_token(conn, security.hash_bearer(token), time.time())
+    if user is None:
+        raise unauthorized("invalid, expired or revoked token")
+    return user
+
+
+async def current_superadmin(user: Annotated[auth.User, Depends(current_user)]) -> auth.User:
+    if not user.is_superadmin:
+        raise HTTPException(403, "this needs a superadmin")
+    return user
+
+
+SuperadminDep = Annotated[auth.User, Depends(current_superadmin)]

@@ -1,0 +1,67 @@
+"""Error answers of the JSON API: one shape, never a secret, never a 500 for bad input.
+
+Validation errors keep FastAPI's standard `detail[].loc / msg / type` shape, so a client can
+point at the field, but drop the `input` that FastAPI echoes by default: bodies carry visitors'
+IP addresses and the Meta access token. Errors found after validation (an unknown organization,
+a pixel field the service refused) are raised through `field_error` in the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from retargeting.security import UndecryptableSecret
+
+log = logging.getLogger(__name__)
+
+Loc = tuple[str | int, ...]
+
+_PRIMITIVES = (str, int, float, bool, type(None))
+
+
+def field_error(loc: Loc, message: str, kind: str = "value_error") -> RequestValidationError:
+    """A 422 for one field, in FastAPI's shape: `raise errors.field_error(("body", "x"), "...")`."""
+    return field_errors([(loc, message, kind)])
+
+
+def field_errors(problems: Sequence[tuple[Loc, str, str]]) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": kind, "loc": loc, "msg": message} for loc, message, kind in problems]
+    )
+
+
+def _public(error: Any) -> dict[str, Any]:
+    public: dict[str, Any] = {
+        "type": error.get("type", "value_error"),
+        "loc": list(error.get("loc", ())),
+        "msg": error.get("msg", ""),
+    }
+    ctx = error.get("ctx")
+    if isinstance(ctx, dict):
+        public["ctx"] = {
+            key: value if isinstance(value, _PRIMITIVES) else str(value)
+            for key, value in ctx.items()
+        }
+    return public
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": [_public(e) for e in exc.errors()]}, status_code=422)
+
+
+async def undecryptable_secret(request: Request, exc: Exception) -> JSONResponse:
+    """The secret key changed under a stored token: say so, rather than a bare 500."""
+    log.error("stored access token undecryptable", extra={"action": "undecryptable_token"})
+    return JSONResponse({"detail": str(exc)}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(UndecryptableSecret, undecryptable_secret)

@@ -1,0 +1,117 @@
+"""The platform servers' API: organization sync and the widget-view / call-started events.
+
+The event handlers are the hot path. They are `async def` and, on SQLite, call the synchronous
+`recording.record` directly: a WAL commit with synchronous=NORMAL takes well under a millisecond,
+less than the thread-pool hop that a plain `def` handler would cost on every request. On
+PostgreSQL each commit is a network round trip, so there the same call goes to the thread pool
+and the event loop (which also runs the dispatcher) keeps serving other requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from fastapi import APIRouter, Depends, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from retargeting.domain.events import Interaction
+from retargeting.outbox import recording
+from retargeting.runtime import Runtime
+from retargeting.services import organizations
+from retargeting.web import deps, errors
+from retargeting.web.errors import Loc
+from retargeting.web.schemas import (
+    AcceptedOut,
+    BatchIn,
+    CallStartedIn,
+    OrganizationIn,
+    OrganizationOut,
+    WidgetViewIn,
+)
+
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["ingest"],
+    dependencies=[Depends(deps.require_ingest_key)],
+    responses={401: {"description": "Missing, invalid or revoked ingest API key"}},
+)
+
+_EVENT_RESPONSES: dict[int | str, dict[str, object]] = {
+    413: {"description": "Body over the size limit"},
+    422: {"description": "A field is invalid, or names an unknown organization"},
+}
+
+
+@router.put(
+    "/organizations/{org_id}",
+    responses={201: {"description": "Created", "model": OrganizationOut}},
+)
+def put_organization(
+    org_id: deps.OrgIdPath, body: OrganizationIn, runtime: deps.RuntimeDep, response: Response
+) -> OrganizationOut:
+    """Create or update an organization's name and status (201 when created, 200 when updated).
+
+    The retargeting flag and the counters are never changed by this call.
+    """
+    org, created = organizations.upsert(
+        runtime.engine, org_id=org_id, name=body.name, status=body.status, now=time.time()
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return OrganizationOut.of(org)
+
+
+@router.post(
+    "/events/widget-view", status_code=status.HTTP_202_ACCEPTED, responses=_EVENT_RESPONSES
+)
+async def widget_view(body: WidgetViewIn, runtime: deps.RuntimeDep) -> AcceptedOut:
+    """Record a widget view; queues GreetNow_WidgetView (+ _B2B) while the pixel is active."""
+    return await _record(runtime, [body], lambda _: ("body", "organization_id"))
+
+
+@router.post(
+    "/events/call-started", status_code=status.HTTP_202_ACCEPTED, responses=_EVENT_RESPONSES
+)
+async def call_started(body: CallStartedIn, runtime: deps.RuntimeDep) -> AcceptedOut:
+    """Record a call start; queues GreetNow_CallStarted, Lead (+ _B2B) while the pixel is active."""
+    return await _record(runtime, [body], lambda _: ("body", "organization_id"))
+
+
+@router.post("/events/batch", status_code=status.HTTP_202_ACCEPTED, responses=_EVENT_RESPONSES)
+async def batch(body: BatchIn, runtime: deps.RuntimeDep) -> AcceptedOut:
+    """Record up to 1,000 interactions in one transaction: all of them, or none (422)."""
+    return await _record(runtime, body.events, lambda i: ("body", "events", i, "organization_id"))
+
+
+async def _record(
+    runtime: Runtime,
+    items: Sequence[WidgetViewIn | CallStartedIn],
+    org_loc: Callable[[int], Loc],
+) -> AcceptedOut:
+    now = time.time()
+    interactions: list[Interaction] = [item.to_interaction(int(now)) for item in items]
+    pixel_state = runtime.snapshot.current.pixel.state
+    try:
+        if runtime.settings.is_sqlite:
+            recorded = recording.record(runtime.engine, interactions, pixel_state, now)
+        else:
+            recorded = await run_in_threadpool(
+                recording.record, runtime.engine, interactions, pixel_state, now
+            )
+    except recording.UnknownOrganizations as exc:
+        unknown = set(exc.organization_ids)
+        raise errors.field_errors(
+            [
+                (
+                    org_loc(i),
+                    f"unknown organization: {item.organization_id}",
+                    "unknown_organization",
+                )
+                for i, item in enumerate(items)
+                if item.organization_id in unknown
+            ]
+        ) from None
+    queued = runtime.metrics.events_queued
+    for event_name, count in recorded.by_event_name.items():
+        queued.labels(event_name).inc(count)
+    return AcceptedOut(accepted=recorded.interactions, events_queued=recorded.events_queued)

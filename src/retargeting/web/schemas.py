@@ -1,0 +1,235 @@
+"""Request and response bodies of the ingest API (the platform's servers), validated cheaply.
+
+These run on the hot path, so every check is a length bound, one compiled regex or one stdlib
+parse. What Meta would reject (a relative URL, a malformed IP, a stale event_time, a bad fbc) is
+refused here with a 422 naming the field, so the caller learns at once instead of the event
+failing days later in the outbox. Models are strict (no "1" for 1, no "true" for true) and forbid
+unknown fields, so a misspelt optional field such as `fcb` is an error rather than silently lost.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from retargeting.db import orgs
+from retargeting.domain import events
+from retargeting.domain.events import Interaction, InteractionKind
+
+MAX_BATCH_EVENTS = 1000  # one batch request = one transaction; keeps each commit short
+MAX_URL_LENGTH = 2048
+MAX_USER_AGENT_LENGTH = 1000
+MAX_VISITOR_ID_LENGTH = 256
+MAX_EVENT_ID_LENGTH = 200  # the outbox column's size
+MAX_COOKIE_LENGTH = 600
+
+ID_CHARACTERS = r"[A-Za-z0-9._:-]"
+ORG_ID_PATTERN = rf"^{ID_CHARACTERS}+$"
+# Meta's formats: fb.<subdomainIndex>.<creationTime ms>.<random number | fbclid>, optionally with
+# the ".<appendix>" that Meta's parameter builder adds.
+_FBP = re.compile(r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[0-9]{1,32}(?:\.[A-Za-z0-9_-]{1,64})?")
+_FBC = re.compile(r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[A-Za-z0-9_-]{1,500}(?:\.[A-Za-z0-9_-]{1,64})?")
+
+STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def _absolute_http_url(value: str) -> str:
+    if " " in value or not value.isprintable():
+        raise PydanticCustomError("url_invalid", "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts = urlsplit("")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("url_invalid", "must be an absolute http:// or https:// URL")
+    return value
+
+
+def _ip_address(value: str) -> str:
+    """Normalised, so one address is always spelt one way (IPv4-mapped IPv6 becomes IPv4)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise PydanticCustomError("ip_invalid", "must be an IPv4 or IPv6 address") from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id:
+            raise PydanticCustomError("ip_invalid", "must not carry an IPv6 zone (%...)")
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _fbp(value: str) -> str:
+    if not _FBP.fullmatch(value):
+        raise PydanticCustomError(
+            "fbp_invalid", "must look like fb.1.1596403881668.1116446470 (Meta's _fbp cookie)"
+        )
+    return value
+
+
+def _fbc(value: str) -> str:
+    if not _FBC.fullmatch(value):
+        raise PydanticCustomError(
+            "fbc_invalid", "must look like fb.1.1554763741205.<fbclid> (Meta's _fbc cookie)"
+        )
+    return value
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise PydanticCustomError("string_unprintable", "must contain printable characters only")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("string_blank", "must not be blank")
+    return value
+
+
+def _acceptable_event_time(value: int) -> int:
+    problem = events.event_time_problem(value, int(time.time()))
+    if problem:
+        raise PydanticCustomError(
+            "event_time_out_of_range",
+            "{problem} (Meta accepts the last 7 days, up to 60 s ahead)",
+            {"problem": problem},
+        )
+    return value
+
+
+OrgId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=ORG_ID_PATTERN)]
+CallId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ORG_ID_PATTERN)]
+PageUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
+    AfterValidator(_absolute_http_url),
+]
+IpAddress = Annotated[str, StringConstraints(max_length=100), AfterValidator(_ip_address)]
+UserAgent = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_USER_AGENT_LENGTH),
+    AfterValidator(_printable),
+    AfterValidator(_not_blank),
+]
+VisitorId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_VISITOR_ID_LENGTH),
+    AfterValidator(_not_blank),
+]
+Fbp = Annotated[str, StringConstraints(max_length=MAX_COOKIE_LENGTH), AfterValidator(_fbp)]
+Fbc = Annotated[str, StringConstraints(max_length=MAX_COOKIE_LENGTH), AfterValidator(_fbc)]
+EventId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_EVENT_ID_LENGTH),
+    AfterValidator(_printable),
+]
+EventTime = Annotated[int, AfterValidator(_acceptable_event_time)]
+
+
+class _InteractionIn(BaseModel):
+    model_config = STRICT
+    kind: ClassVar[InteractionKind]
+
+    organization_id: OrgId
+    visitor_id: VisitorId = Field(description="The platform's visitor id; only its SHA-256 leaves.")
+    page_url: PageUrl = Field(description="Absolute http(s) URL of the page showing the widget.")
+    client_ip_address: IpAddress = Field(description="The visitor's IPv4 or IPv6 address.")
+    client_user_agent: UserAgent
+    fbp: Fbp | None = None
+    fbc: Fbc | None = None
+    event_time: EventTime | None = Field(
+        default=None, description="Unix seconds; defaults to now. At most 7 days old."
+    )
+    event_id: EventId | None = Field(
+        default=None, description="Deduplication id; derived from the visitor and time if absent."
+    )
+
+    def to_interaction(self, now: int) -> Interaction:
+        return Interaction(
+            kind=self.kind,
+            organization_id=self.organization_id,
+            visitor_id=self.visitor_id,
+            page_url=self.page_url,
+            client_ip_address=self.client_ip_address,
+            client_user_agent=self.client_user_agent,
+            event_time=now if self.event_time is None else self.event_time,
+            fbp=self.fbp,
+            fbc=self.fbc,
+            event_id=self.event_id,
+            call_id=getattr(self, "call_id", None),
+        )
+
+
+class WidgetViewIn(_InteractionIn):
+    kind: ClassVar[InteractionKind] = InteractionKind.WIDGET_VIEW
+
+
+class CallStartedIn(_InteractionIn):
+    kind: ClassVar[InteractionKind] = InteractionKind.CALL_STARTED
+
+    call_id: CallId
+
+
+class BatchWidgetView(WidgetViewIn):
+    type: Literal["widget_view"]
+
+
+class BatchCallStarted(CallStartedIn):
+    type: Literal["call_started"]
+
+
+BatchItem = Annotated[BatchWidgetView | BatchCallStarted, Field(discriminator="type")]
+
+
+class BatchIn(BaseModel):
+    model_config = STRICT
+
+    events: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+class AcceptedOut(BaseModel):
+    accepted: int = Field(description="Interactions recorded.")
+    events_queued: int = Field(description="Conversions API events queued for delivery.")
+
+
+class OrganizationIn(BaseModel):
+    model_config = STRICT
+
+    # Printable only: PostgreSQL text cannot hold NUL, and names end up in an HTML page.
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+        AfterValidator(_printable),
+    ]
+    status: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+        AfterValidator(_printable),
+    ]
+
+
+class OrganizationOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    retargeting_enabled: bool
+    pageview_count: int
+    call_count: int
+
+    @classmethod
+    def of(cls, org: orgs.Organization) -> OrganizationOut:
+        return cls(
+            id=org.id,
+            name=org.name,
+            status=org.status,
+            retargeting_enabled=org.retargeting_enabled,
+            pageview_count=org.pageview_count,
+            call_count=org.call_count,
+        )
