@@ -37,6 +37,10 @@ def insert_rows(conn: Connection, interactions: Sequence[Interaction], now: floa
         if i.kind is InteractionKind.CALL_STARTED
     ]
     if pageviews:
-        conn.execute(insert(widget_pageviews), pageviews)
+        conn.execute(_INSERT_PAGEVIEW, pageviews)
     if calls:
-        conn.execute(insert(call_logs), calls)
+        conn.execute(_INSERT_CALL, calls)
+
+
+_INSERT_PAGEVIEW = insert(widget_pageviews)
+_INSERT_CALL = insert(call_logs)

@@ -56,7 +56,7 @@ def enqueue(conn: Connection, rows: Sequence[tuple[str, QueuedEvent]], now: floa
     if not rows:
         return
     conn.execute(
-        insert(t),
+        _INSERT,
         [
             {
                 "organization_id": org_id,
@@ -72,6 +72,9 @@ def enqueue(conn: Connection, rows: Sequence[tuple[str, QueuedEvent]], now: floa
             for org_id, event in rows
         ],
     )
+
+
+_INSERT = insert(t)
 
 
 def claim(
