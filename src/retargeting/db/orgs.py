@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from retargeting.db import dialect
 from retargeting.db.tables import organizations
 
 
@@ -57,15 +57,12 @@ def upsert(conn: Connection, org_id: str, name: str, status: str, now: float) ->
     Returns whether the organization is new.
     """
     existed = get(conn, org_id) is not None
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(organizations).values(
-        id=org_id, name=name, status=status, created_at=now, updated_at=now
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[organizations.c.id],
-            set_={"name": stmt.excluded.name, "status": stmt.excluded.status, "updated_at": now},
-        )
+    dialect.insert_or_update(
+        conn,
+        organizations,
+        {"id": org_id, "name": name, "status": status, "created_at": now, "updated_at": now},
+        key="id",
+        update={"name": name, "status": status, "updated_at": now},
     )
     return not existed
 

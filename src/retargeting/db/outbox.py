@@ -7,14 +7,13 @@ rows simply fall due again when the lease ends.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     bindparam,
-    case,
     delete,
     func,
     insert,
@@ -22,7 +21,8 @@ from sqlalchemy import (
     update,
 )
 
-from retargeting.db.tables import outbox_events
+from retargeting.db import dialect
+from retargeting.db.tables import delivery_counters, outbox_events
 from retargeting.domain.events import QueuedEvent
 
 PENDING = "pending"
@@ -49,6 +49,7 @@ class Retry:
     next_attempt_at: float
     error: str
     error_code: int | None
+    attempted_at: float
 
 
 def enqueue(conn: Connection, rows: Sequence[tuple[str, QueuedEvent]], now: float) -> None:
@@ -149,7 +150,7 @@ def _finish(
     id_list = list(ids)
     if not id_list:
         return 0
-    result = conn.execute(
+    names = conn.execute(
         update(t)
         .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, t.c.status == PENDING)
         .values(
@@ -157,12 +158,28 @@ def _finish(
             attempts=t.c.attempts + (0 if status == EXPIRED else 1),
             payload=None,
             finished_at=now,
+            last_attempt_at=t.c.last_attempt_at if status == EXPIRED else now,
             last_error=error,
             last_error_code=error_code,
             fbtrace_id=fbtrace_id,
         )
-    )
-    return int(result.rowcount)
+        .returning(t.c.event_name)
+    ).scalars()
+    finished = Counter(names)
+    _count(conn, status, finished, now)
+    return finished.total()
+
+
+def _count(conn: Connection, status: str, by_name: Counter[str], now: float) -> None:
+    """Add finished events to the running totals, in the transaction that finished them."""
+    column = delivery_counters.c[status]
+    for name, count in sorted(by_name.items()):
+        values: dict[str, object] = {"event_name": name, status: count}
+        update_: dict[str, object] = {status: column + count}
+        if status == DELIVERED:
+            values["last_delivered_at"] = now
+            update_["last_delivered_at"] = now
+        dialect.insert_or_update(conn, delivery_counters, values, key="event_name", update=update_)
 
 
 def schedule_retries(conn: Connection, retries: Sequence[Retry], *, worker_id: str) -> int:
@@ -178,6 +195,7 @@ def schedule_retries(conn: Connection, retries: Sequence[Retry], *, worker_id: s
         )
         .values(
             next_attempt_at=bindparam("due"),
+            last_attempt_at=bindparam("attempted_at"),
             attempts=t.c.attempts + 1,
             last_error=bindparam("error"),
             last_error_code=bindparam("code"),
@@ -186,7 +204,13 @@ def schedule_retries(conn: Connection, retries: Sequence[Retry], *, worker_id: s
     result = conn.execute(
         stmt,
         [
-            {"row_id": r.id, "due": r.next_attempt_at, "error": r.error, "code": r.error_code}
+            {
+                "row_id": r.id,
+                "due": r.next_attempt_at,
+                "attempted_at": r.attempted_at,
+                "error": r.error,
+                "code": r.error_code,
+            }
             for r in retries
         ],
     )
@@ -208,7 +232,7 @@ def release(conn: Connection, ids: Iterable[int], *, worker_id: str, now: float)
 
 def expire_stale(conn: Connection, *, older_than_event_time: int, now: float) -> int:
     """Pending rows past Meta's window are expired in place, even if no worker claims them."""
-    result = conn.execute(
+    names = conn.execute(
         update(t)
         .where(t.c.status == PENDING, t.c.event_time < older_than_event_time)
         .values(
@@ -217,8 +241,11 @@ def expire_stale(conn: Connection, *, older_than_event_time: int, now: float) ->
             finished_at=now,
             last_error="older than Meta's 7-day window; not sent",
         )
-    )
-    return int(result.rowcount)
+        .returning(t.c.event_name)
+    ).scalars()
+    expired = Counter(names)
+    _count(conn, EXPIRED, expired, now)
+    return expired.total()
 
 
 def purge_finished(conn: Connection, *, finished_before: float, limit: int = 10_000) -> int:
@@ -247,23 +274,25 @@ class EventNameStats:
 
 
 def stats_by_event_name(conn: Connection) -> list[EventNameStats]:
-    def count(status: str) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((t.c.status == status, 1), else_=0)), 0)
-
-    last_delivered = func.max(case((t.c.status == DELIVERED, t.c.finished_at), else_=None))
-    rows = conn.execute(
-        select(
-            t.c.event_name,
-            count(PENDING),
-            count(DELIVERED),
-            count(FAILED),
-            count(EXPIRED),
-            last_delivered,
-        ).group_by(t.c.event_name)
-    ).all()
+    """Totals from the running counters; only the waiting rows are counted (by index)."""
+    waiting: dict[str, int] = dict(
+        conn.execute(
+            select(t.c.event_name, func.count())
+            .where(t.c.status == PENDING)
+            .group_by(t.c.event_name)
+        ).all()
+    )
+    counters = {row.event_name: row for row in conn.execute(select(delivery_counters)).all()}
     return [
-        EventNameStats(row[0], int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5])
-        for row in rows
+        EventNameStats(
+            name,
+            int(waiting.get(name, 0)),
+            int(counters[name].delivered) if name in counters else 0,
+            int(counters[name].failed) if name in counters else 0,
+            int(counters[name].expired) if name in counters else 0,
+            counters[name].last_delivered_at if name in counters else None,
+        )
+        for name in sorted(set(waiting) | set(counters))
     ]
 
 
@@ -290,10 +319,10 @@ def last_errors(conn: Connection, limit: int = 10) -> list[LastError]:
             t.c.last_error_code,
             t.c.fbtrace_id,
             t.c.attempts,
-            t.c.finished_at,
+            t.c.last_attempt_at,
         )
         .where(t.c.last_error.is_not(None), t.c.status.in_([PENDING, FAILED]))
-        .order_by(t.c.id.desc())
+        .order_by(t.c.last_attempt_at.desc(), t.c.id.desc())
         .limit(limit)
     ).all()
     return [LastError(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7]) for r in rows]

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from retargeting.db import dialect
 from retargeting.db.tables import platform_settings, settings_revision
 from retargeting.domain.pixel import NO_PIXEL, PixelSettings
 from retargeting.security import TokenCipher
@@ -51,14 +51,13 @@ def _write_json(conn: Connection, key: str, value: dict[str, Any] | None, now: f
     if value is None:
         conn.execute(platform_settings.delete().where(platform_settings.c.key == key))
         return
-    row = {"key": key, "value": orjson.dumps(value).decode(), "updated_at": now}
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(platform_settings).values(row)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[platform_settings.c.key],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-        )
+    encoded = orjson.dumps(value).decode()
+    dialect.insert_or_update(
+        conn,
+        platform_settings,
+        {"key": key, "value": encoded, "updated_at": now},
+        key="key",
+        update={"value": encoded, "updated_at": now},
     )
 
 

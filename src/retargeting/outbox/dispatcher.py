@@ -244,6 +244,7 @@ class Dispatcher:
                 next_attempt_at=delivery.next_attempt_at(r.attempts + 1, now, self._rng),
                 error=error.summary,
                 error_code=error.code,
+                attempted_at=now,
             )
             for r in rows
         ]

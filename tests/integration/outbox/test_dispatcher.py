@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 from sqlalchemy import Engine, select, update
@@ -287,3 +288,28 @@ def test_token_never_stored_in_plaintext(engine: Engine) -> None:
         stored = conn.execute(select(settings_store.platform_settings.c.value)).scalars().all()
     assert stored
     assert all(ACCESS_TOKEN not in value for value in stored)
+
+
+async def test_delivery_totals_are_counted_and_outlive_the_purge(
+    engine: Engine,
+    graph: GraphStandIn,
+    snapshot: SnapshotHolder,
+    dispatcher: Dispatcher,
+    clock: MovableClock,
+) -> None:
+    setup_active(engine, snapshot)
+    queue_widget_views(engine, 6)
+    bad = hashlib.sha256(b"v-2").hexdigest()
+    graph.reject_events_where(lambda event: event["user_data"]["external_id"] == bad)
+    await dispatcher.drain()
+    with engine.connect() as conn:
+        before = {s.event_name: s for s in outbox.stats_by_event_name(conn)}
+    stats = before["GreetNow_WidgetView"]
+    assert (stats.delivered, stats.failed) == (5, 1)
+    assert stats.queued == 0
+    assert stats.last_delivered_at is not None
+    clock.advance(31 * 86400)
+    await dispatcher.maintain_once()
+    with engine.connect() as conn:
+        after = {s.event_name: s for s in outbox.stats_by_event_name(conn)}
+    assert after == before

@@ -108,6 +108,7 @@ def upgrade() -> None:
         sa.Column("last_error_code", sa.Integer(), nullable=True),
         sa.Column("fbtrace_id", sa.String(length=100), nullable=True),
         sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("last_attempt_at", sa.Double(), nullable=True),
         sa.Column("finished_at", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
     )
