@@ -313,3 +313,59 @@ async def test_delivery_totals_are_counted_and_outlive_the_purge(
     with engine.connect() as conn:
         after = {s.event_name: s for s in outbox.stats_by_event_name(conn)}
     assert after == before
+
+
+async def test_every_fault_at_once_loses_nothing_and_delivers_each_event_once(
+    engine: Engine,
+    graph: GraphStandIn,
+    snapshot: SnapshotHolder,
+    dispatcher: Dispatcher,
+    clock: MovableClock,
+) -> None:
+    """500s, timeouts, rate limits, an invalid token and a poison event, one after another."""
+    setup_active(engine, snapshot)
+    queue_widget_views(engine, 3000)
+    with engine.connect() as conn:
+        expected = set(conn.execute(select(outbox_events.c.event_id)).scalars())
+    poison = sorted(expected)[1234]
+    graph.reject_events_where(lambda event: event["event_id"] == poison, message="Bad event")
+    graph.enqueue_faults(
+        Fault.server_error(500),
+        Fault.timeout(2.0),
+        Fault.rate_limit(613),
+        Fault.server_error(502, json_body=True),
+        Fault.rate_limit(80004),
+        Fault.error(190, message="Error validating access token: Session has expired"),
+    )
+    for _ in range(20):
+        await dispatcher.drain()
+        if snapshot.current.pause is not None:
+            assert snapshot.current.pause.code == 190
+            pixel_settings.update_pixel(  # the admin pastes a fresh token
+                engine,
+                make_cipher(),
+                actor="admin@example.com",
+                update=pixel_settings.PixelUpdate(
+                    pixel_id=snapshot.current.pixel.pixel_id,
+                    enabled=True,
+                    access_token=ACCESS_TOKEN + "-new",
+                ),
+                now=time.time(),
+            )
+            graph.set_valid_tokens({ACCESS_TOKEN + "-new"})
+            snapshot.refresh()
+        if statuses(engine).get("pending", 0) == 0:
+            break
+        clock.advance(3600)
+    assert statuses(engine) == {"delivered": 2999, "failed": 1}
+    received = graph.received_ids()
+    assert {event_id for _, event_id in received} == expected - {poison}
+    assert set(received.values()) == {1}  # exactly once per event_id
+    with engine.connect() as conn:
+        failed = conn.execute(
+            select(outbox_events.c.event_id, outbox_events.c.last_error).where(
+                outbox_events.c.status == "failed"
+            )
+        ).one()
+    assert failed.event_id == poison
+    assert "Bad event" in failed.last_error
