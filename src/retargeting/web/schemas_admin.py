@@ -177,7 +177,7 @@ class LastErrorOut(BaseModel):
     code: int | None
     fbtrace_id: str | None
     attempts: int
-    at: datetime | None = Field(description="When it failed for good; null while pending")
+    at: datetime | None = Field(description="When the attempt that produced this error was made")
 
     @classmethod
     def of(cls, row: outbox.LastError) -> LastErrorOut:

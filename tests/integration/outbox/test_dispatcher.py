@@ -38,6 +38,20 @@ def statuses(engine: Engine) -> dict[str, int]:
     return counts
 
 
+def save_new_token(engine: Engine, snapshot: SnapshotHolder, token: str) -> None:
+    """What the admin does after a pause: paste a fresh token and save."""
+    pixel_settings.update_pixel(
+        engine,
+        make_cipher(),
+        actor="admin@example.com",
+        update=pixel_settings.PixelUpdate(
+            pixel_id=snapshot.current.pixel.pixel_id, enabled=True, access_token=token
+        ),
+        now=time.time(),
+    )
+    snapshot.refresh()
+
+
 def setup_active(engine: Engine, snapshot: SnapshotHolder) -> None:
     make_org(engine, "org-1")
     make_pixel(engine)
@@ -134,18 +148,7 @@ async def test_invalid_token_pauses_keeps_events_and_resumes_on_new_token(
     assert {row.attempts for row in rows} == {0}
     assert {row.claimed_by for row in rows} == {None}
 
-    pixel_settings.update_pixel(
-        engine,
-        make_cipher(),
-        actor="admin@example.com",
-        update=pixel_settings.PixelUpdate(
-            pixel_id=snapshot.current.pixel.pixel_id,
-            enabled=True,
-            access_token="EAAnewtoken-0000000000000000000000",
-        ),
-        now=time.time(),
-    )
-    snapshot.refresh()
+    save_new_token(engine, snapshot, "EAAnewtoken-0000000000000000000000")
     assert snapshot.current.pause is None
     await dispatcher.drain()
     assert statuses(engine) == {"delivered": 4}
@@ -341,19 +344,8 @@ async def test_every_fault_at_once_loses_nothing_and_delivers_each_event_once(
         await dispatcher.drain()
         if snapshot.current.pause is not None:
             assert snapshot.current.pause.code == 190
-            pixel_settings.update_pixel(  # the admin pastes a fresh token
-                engine,
-                make_cipher(),
-                actor="admin@example.com",
-                update=pixel_settings.PixelUpdate(
-                    pixel_id=snapshot.current.pixel.pixel_id,
-                    enabled=True,
-                    access_token=ACCESS_TOKEN + "-new",
-                ),
-                now=time.time(),
-            )
             graph.set_valid_tokens({ACCESS_TOKEN + "-new"})
-            snapshot.refresh()
+            save_new_token(engine, snapshot, ACCESS_TOKEN + "-new")
         if statuses(engine).get("pending", 0) == 0:
             break
         clock.advance(3600)
@@ -369,3 +361,35 @@ async def test_every_fault_at_once_loses_nothing_and_delivers_each_event_once(
         ).one()
     assert failed.event_id == poison
     assert "Bad event" in failed.last_error
+
+
+async def test_concurrent_workers_never_send_an_event_twice(
+    engine: Engine, graph: GraphStandIn, snapshot: SnapshotHolder, graph_client: object
+) -> None:
+    """Three dispatchers claim side by side (SKIP LOCKED on PostgreSQL): each event goes once."""
+    setup_active(engine, snapshot)
+    queue_widget_views(engine, 6000)
+    workers = [
+        build_dispatcher(
+            engine,
+            graph_client,  # type: ignore[arg-type]
+            snapshot,
+            time.time,  # type: ignore[arg-type]
+            worker_id=f"w{i}",
+            batch_size=250,
+            linger_seconds=0.01,
+        )
+        for i in range(3)
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    try:
+        assert await asyncio.to_thread(graph.wait_for, 6000, 30.0)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert statuses(engine) == {"delivered": 6000}
+    assert set(graph.received_ids().values()) == {1}
+    with engine.connect() as conn:
+        senders = set(conn.execute(select(outbox_events.c.claimed_by)).scalars())
+    assert len(senders) > 1  # the work was shared
