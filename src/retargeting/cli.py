@@ -29,7 +29,7 @@ from retargeting import runtime
 from retargeting.db import migrate as migrations
 from retargeting.db.engine import make_engine
 from retargeting.security import TokenCipher, UndecryptableSecret
-from retargeting.services import credentials
+from retargeting.services import credentials, sign_in
 from retargeting.settings import ConfigurationError, Settings
 from retargeting.snapshot import SnapshotHolder
 from retargeting.web.middleware import describe
@@ -152,6 +152,7 @@ def serve(
     settings = _settings()
     _check_ready(settings)
     _configure_logging()
+    _announce_setup_link(settings, host, port)
     uvicorn.run(
         create_app(settings, deliver=False if no_worker else None),
         host=host,
@@ -159,6 +160,25 @@ def serve(
         access_log=access_log,
         log_config=None,  # keep the format configured above
         server_header=False,
+    )
+
+
+def _announce_setup_link(settings: Settings, host: str, port: int) -> None:
+    """While no superadmin exists, print a one-time link that creates the first one."""
+    engine = _engine(settings)
+    try:
+        with _user_errors():
+            link = sign_in.issue_setup_link(engine, time.time())
+    finally:
+        engine.dispose()
+    if link is None:
+        return
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (a comparison)
+    url = f"http://{shown_host}:{port}/setup/{link.token}"
+    typer.echo(
+        f"\nNo superadmin yet. Open this one-time link to create the first one "
+        f"(valid 24 hours, until used or until the next start):\n\n    {url}\n",
+        err=True,
     )
 
 

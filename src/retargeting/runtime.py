@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from retargeting import security
 from retargeting.db import outbox
 from retargeting.db.engine import READ_ONLY, make_engine
 from retargeting.graph.client import GraphClient, GraphTimeouts
@@ -38,6 +39,7 @@ class Runtime:
     metrics: Metrics
     graph: GraphClient
     worker_id: str
+    signing_key: bytes  # signs browser sessions; derived from the secret key
 
     def queue_depth(self) -> int:
         with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
@@ -46,7 +48,8 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.database_url)
-    cipher = TokenCipher(settings.resolve_secret_key())
+    secret_key = settings.resolve_secret_key()
+    cipher = TokenCipher(secret_key)
     metrics = Metrics()
     runtime = Runtime(
         settings=settings,
@@ -61,6 +64,7 @@ def build_runtime(settings: Settings) -> Runtime:
             max_connections=settings.max_in_flight * 2,
         ),
         worker_id=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+        signing_key=security.derive_key(secret_key, "browser sessions"),
     )
     metrics.watch_queue_depth(runtime.queue_depth)
     return runtime

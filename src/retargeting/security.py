@@ -7,6 +7,7 @@ Bearer tokens and API keys are 256-bit random strings, so a plain SHA-256 is a s
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -37,6 +38,11 @@ class TokenCipher:
                 "the stored access token cannot be decrypted with RETARGETING_SECRET_KEY; "
                 "restore the previous key or save the access token again"
             ) from exc
+
+
+def derive_key(secret_key: str, purpose: str) -> bytes:
+    """A key for one purpose (session signing, ...), so no two uses share the Fernet key."""
+    return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
 def hash_bearer(secret: str) -> str:

@@ -40,14 +40,16 @@ def bump_revision(conn: Connection) -> None:
     conn.execute(update(settings_revision).values(revision=settings_revision.c.revision + 1))
 
 
-def _read_json(conn: Connection, key: str) -> dict[str, Any] | None:
+def read_value(conn: Connection, key: str) -> dict[str, Any] | None:
+    """The JSON value stored under `key`, if any."""
     value = conn.execute(
         select(platform_settings.c.value).where(platform_settings.c.key == key)
     ).scalar_one_or_none()
     return None if value is None else dict(orjson.loads(value))
 
 
-def _write_json(conn: Connection, key: str, value: dict[str, Any] | None, now: float) -> None:
+def write_value(conn: Connection, key: str, value: dict[str, Any] | None, now: float) -> None:
+    """Store a JSON value under `key` (None deletes it); the caller bumps the revision if needed."""
     if value is None:
         conn.execute(platform_settings.delete().where(platform_settings.c.key == key))
         return
@@ -62,7 +64,7 @@ def _write_json(conn: Connection, key: str, value: dict[str, Any] | None, now: f
 
 
 def read_pixel(conn: Connection, cipher: TokenCipher) -> PixelSettings:
-    stored = _read_json(conn, PIXEL_KEY)
+    stored = read_value(conn, PIXEL_KEY)
     if stored is None:
         return NO_PIXEL
     encrypted = stored.get("access_token_encrypted") or ""
@@ -81,12 +83,12 @@ def write_pixel(conn: Connection, cipher: TokenCipher, pixel: PixelSettings, now
         "test_event_code": pixel.test_event_code,
         "enabled": pixel.enabled,
     }
-    _write_json(conn, PIXEL_KEY, value, now)
+    write_value(conn, PIXEL_KEY, value, now)
     bump_revision(conn)
 
 
 def read_pause(conn: Connection) -> DeliveryPause | None:
-    stored = _read_json(conn, PAUSE_KEY)
+    stored = read_value(conn, PAUSE_KEY)
     if stored is None:
         return None
     return DeliveryPause(
@@ -108,5 +110,5 @@ def write_pause(conn: Connection, pause: DeliveryPause | None, now: float) -> No
             "fbtrace_id": pause.fbtrace_id,
             "since": pause.since,
         }
-    _write_json(conn, PAUSE_KEY, value, now)
+    write_value(conn, PAUSE_KEY, value, now)
     bump_revision(conn)

@@ -180,3 +180,13 @@ audit_log = Table(
     Column("new_value", Text, nullable=True),
     Index("ix_audit_log_at", "at"),
 )
+
+# Failed sign-ins per (email, address) and per address, for growing delays; shared by every
+# web process because it lives in the database.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failed_at", Double, nullable=False),
+)

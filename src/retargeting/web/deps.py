@@ -20,6 +20,7 @@ from retargeting import security
 from retargeting.db import auth
 from retargeting.db.engine import READ_ONLY
 from retargeting.runtime import Runtime
+from retargeting.web import sessions
 from retargeting.web.schemas import ORG_ID_PATTERN
 
 ingest_bearer = HTTPBearer(
@@ -69,12 +70,27 @@ async def require_ingest_key(
 IngestKeyDep = Annotated[None, Depends(require_ingest_key)]
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def current_user(
-    credentials: Annotated[BearerCredentials, Depends(personal_bearer)], runtime: RuntimeDep
+    request: Request,
+    credentials: Annotated[BearerCredentials, Depends(personal_bearer)],
+    runtime: RuntimeDep,
 ) -> auth.User:
-    """The token's owner; blocking (one indexed query), so FastAPI runs it in its thread pool."""
+    """The token's owner, or the signed-in browser's user; blocking, so run in the thread pool.
+
+    A browser session may call the API (the page's scripts do), but a state-changing request
+    must then carry the session's CSRF token in `X-CSRF-Token`: the cookie alone proves nothing.
+    """
     if credentials is None:
-        raise unauthorized("missing bearer token")
+        user = sessions.signed_in_user(request)
+        if user is None:
+            raise unauthorized("missing bearer token")
+        supplied = request.headers.get(sessions.CSRF_HEADER)
+        if request.method not in SAFE_METHODS and not sessions.csrf_matches(request, supplied):
+            raise HTTPException(403, f"missing or wrong {sessions.CSRF_HEADER} header")
+        return user
     token = credentials.credentials
     if not token.startswith(f"{security.PERSONAL_TOKEN_PREFIX}_"):
         raise unauthorized("invalid, expired or revoked token")  # no query for a foreign string

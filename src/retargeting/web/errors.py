@@ -14,9 +14,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from retargeting.security import UndecryptableSecret
+from retargeting.web import sessions, templating
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,24 @@ async def undecryptable_secret(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse({"detail": str(exc)}, status_code=500)
 
 
+async def page_redirect(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, sessions.PageRedirect)
+    return sessions.redirect(exc.location)
+
+
+async def page_forbidden(request: Request, exc: Exception) -> Response:
+    """A clear 403 page (not JSON) for a signed-in user who is not a superadmin, or a bad form."""
+    assert isinstance(exc, sessions.PageForbidden)
+    context = {
+        "user_email": exc.user_email,
+        "reason": exc.reason,
+        "csrf_token": sessions.csrf_token(request),
+    }
+    return templating.render(request, "forbidden.html", context, status_code=403)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UndecryptableSecret, undecryptable_secret)
+    app.add_exception_handler(sessions.PageRedirect, page_redirect)
+    app.add_exception_handler(sessions.PageForbidden, page_forbidden)
