@@ -108,7 +108,12 @@ class Dispatcher:
         maintenance = asyncio.create_task(self._maintain(stop), name="outbox-maintenance")
         try:
             while not stop.is_set():
-                await self._step(stop)
+                try:
+                    await self._step(stop)
+                except Exception:
+                    # Never let one surprise stop delivery for good: log it, breathe, go on.
+                    log.exception("dispatcher step failed", extra={"action": "step_failed"})
+                    await sleep_unless(stop, DB_RETRY_SECONDS)
         finally:
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -134,7 +139,7 @@ class Dispatcher:
         try:
             claimed = await self._claim_and_start(snap.pixel)
         except OperationalError:
-            log.warning("claim failed", extra={"action": "claim_failed"}, exc_info=True)
+            log.warning("claim failed, database unreachable", extra={"action": "claim_failed"})
             await sleep_unless(stop, DB_RETRY_SECONDS)
             return
         if claimed < self._tunables.batch_size:
