@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit system-packages clean
+.PHONY: run test lint typecheck unit system-packages screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 test: $(STAMP) system-packages lint typecheck
 	$(BIN)/pytest
+
+# The admin page with realistic data, at 1280x900, full page (headless Chromium, see tests/browser).
+screenshot: $(STAMP) system-packages
+	SCREENSHOT_PATH=docs/screenshot.png $(BIN)/pytest -q -s \
+		tests/browser/test_screenshot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

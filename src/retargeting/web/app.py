@@ -5,9 +5,9 @@
 loops: the settings poll always, the dispatcher when this process delivers. Tests build one app
 per test against their own database.
 
-Routers are split by audience (platform servers, superadmins, operations). The server-rendered
-admin page (issue 3: /platform/retargeting with cookie sessions) will add its own router and the
-session middleware here; the JSON API stays bearer-only and keeps no cookies.
+Routers are split by audience (platform servers, superadmins, operations, the sign-in pages and
+the admin page). The JSON API takes bearer credentials, or the browser's session with a CSRF
+header; only the sign-in and page routes ever set a cookie.
 """
 
 from __future__ import annotations
@@ -17,11 +17,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from retargeting import __version__, runtime
 from retargeting.settings import Settings
-from retargeting.web import errors, routes_ingest, routes_ops, routes_platform
+from retargeting.web import (
+    errors,
+    routes_auth,
+    routes_ingest,
+    routes_ops,
+    routes_pages,
+    routes_platform,
+    templating,
+)
 from retargeting.web.middleware import MIB, BodySizeLimit, CatchAll
+from retargeting.web.security_headers import SecurityHeaders
+from retargeting.web.sessions import SessionCookies
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +64,18 @@ def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.include_router(routes_auth.router)
     app.include_router(routes_ingest.router)
     app.include_router(routes_platform.router)
     app.include_router(routes_ops.router)
+    # The admin page (issue 3): its router and its CSS/JS, served from the package.
+    app.include_router(routes_pages.router)
+    app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     # Added innermost first: CatchAll wraps BodySizeLimit wraps the routes.
     app.add_middleware(
         BodySizeLimit, default=BODY_LIMIT_BYTES, per_path={BATCH_PATH: BATCH_BODY_LIMIT_BYTES}
     )
+    app.add_middleware(SessionCookies)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(CatchAll)
     return app
