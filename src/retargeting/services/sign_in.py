@@ -7,6 +7,7 @@ elsewhere, and one address cannot try many emails quickly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -21,8 +22,12 @@ FREE_ATTEMPTS = 3  # failures allowed before any delay
 MAX_DELAY_SECONDS = 900.0
 SETUP_KEY = "first_run_setup"
 SETUP_LINK_TTL_SECONDS = 24 * 3600
-# Verified when the email is unknown, so both answers take as long as a real check.
-_DUMMY_HASH = security.hash_password(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the email is unknown, so both answers take as long as a real check."""
+    return security.hash_password(secrets.token_urlsafe(16))
 
 
 class SignInRefused(Exception):
@@ -59,7 +64,7 @@ def authenticate(
     if wait > 0:
         raise TooManyAttempts(wait)
     # The password check (argon2, tens of ms) runs outside any transaction.
-    ok = security.verify_password(found[1] if found else _DUMMY_HASH, password) and found
+    ok = security.verify_password(found[1] if found else _dummy_hash(), password) and found
     with engine.begin() as conn:
         if ok and found:
             login_failures.clear(conn, keys[:1])
