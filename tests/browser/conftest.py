@@ -15,6 +15,7 @@ never needed (see /work/shared/notes/machine.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -23,13 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Response, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from retargeting.db.engine import make_engine
 from retargeting.services import credentials
 from tests.browser.live import ADMIN_EMAIL, ADMIN_PASSWORD, TIMEOUT_MS, VIEWPORT, Live
 from tests.factories import ACCESS_TOKEN, PIXEL_ID, TEST_KEY
 from tests.fakes.graph_stand_in import GraphStandIn
+from tests.support import secret_watch
 from tests.support.live_server import LiveServer, live_server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -220,9 +223,27 @@ def _open_page(browser: Browser, live: Live, *, javascript: bool = True) -> Iter
             else None
         ),
     )
+    responses: list[Response] = []
+    page.on("request", lambda request: secret_watch.capture_url("the browser", request.url))
+    page.on("response", lambda response: responses.append(response))
     yield page
+    _capture_pages(page, responses)
     context.close()
     assert problems == [], problems
+
+
+def _capture_pages(page: Page, responses: list[Response]) -> None:
+    """Hand what the browser was shown to the secret watch: documents, fetches, final DOM."""
+    for response in responses:
+        if response.request.resource_type not in {"document", "fetch", "xhr"}:
+            continue
+        try:
+            body = response.text()
+        except PlaywrightError:  # redirects and evicted resources have no body
+            continue
+        secret_watch.capture(f"the browser's {response.request.method} {response.url}", body)
+    with contextlib.suppress(PlaywrightError):
+        secret_watch.capture(f"the page at {page.url}", page.content())
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import secret_watch
+
 CLI = str(Path(sys.executable).parent / "retargeting")
 
 
@@ -40,6 +42,7 @@ def live_server(
     """Start `retargeting serve`, wait for /healthz, stop it with SIGTERM afterwards."""
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
+    secret_watch.watch_file(log_path)  # scanned for tokens and keys when the session ends
     command = [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if not worker:
         command.append("--no-worker")

@@ -78,7 +78,10 @@ class PostgresServer:
         )
 
     def restart(self) -> None:
-        self.pg_ctl("-m", "fast", "-w", "restart")
+        # -l: the restarted postmaster must not inherit our pipes, or run() waits on it forever.
+        self.pg_ctl(
+            "-m", "fast", "-w", "-t", "30", "-l", str(self.data_dir / "server.log"), "restart"
+        )
 
 
 @contextmanager

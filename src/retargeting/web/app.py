@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -75,7 +76,28 @@ def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit, default=BODY_LIMIT_BYTES, per_path={BATCH_PATH: BATCH_BODY_LIMIT_BYTES}
     )
+    _document_unparsable_bodies(app)
     app.add_middleware(SessionCookies)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CatchAll)
     return app
+
+
+UNPARSABLE_BODY = {"description": "The body is not UTF-8 JSON, or is nested too deeply to parse"}
+
+
+def _document_unparsable_bodies(app: FastAPI) -> None:
+    """Every operation that takes a body can answer 400 before validation; say so in the schema."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    if "requestBody" in operation:
+                        operation["responses"].setdefault("400", UNPARSABLE_BODY)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
