@@ -15,6 +15,7 @@ class User:
     id: int
     email: str
     is_superadmin: bool
+    session_epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +42,33 @@ def create_user(
 def user_by_email(conn: Connection, email: str) -> tuple[User, str] | None:
     """The user and their password hash, for sign-in."""
     row = conn.execute(
-        select(users.c.id, users.c.email, users.c.is_superadmin, users.c.password_hash).where(
-            users.c.email == email
-        )
+        select(
+            users.c.id,
+            users.c.email,
+            users.c.is_superadmin,
+            users.c.session_epoch,
+            users.c.password_hash,
+        ).where(users.c.email == email)
     ).first()
     if row is None:
         return None
-    return User(int(row[0]), row[1], bool(row[2])), row[3]
+    return User(int(row[0]), row[1], bool(row[2]), int(row[3])), row[4]
 
 
 def user_by_id(conn: Connection, user_id: int) -> User | None:
     row = conn.execute(
-        select(users.c.id, users.c.email, users.c.is_superadmin).where(users.c.id == user_id)
+        select(users.c.id, users.c.email, users.c.is_superadmin, users.c.session_epoch).where(
+            users.c.id == user_id
+        )
     ).first()
-    return None if row is None else User(int(row[0]), row[1], bool(row[2]))
+    return None if row is None else User(int(row[0]), row[1], bool(row[2]), int(row[3]))
+
+
+def end_sessions(conn: Connection, user_id: int) -> None:
+    """Invalidate every browser session of the user (sign-out, or a password change)."""
+    conn.execute(
+        update(users).where(users.c.id == user_id).values(session_epoch=users.c.session_epoch + 1)
+    )
 
 
 def superadmin_exists(conn: Connection) -> bool:

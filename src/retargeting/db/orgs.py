@@ -60,9 +60,16 @@ def upsert(conn: Connection, org_id: str, name: str, status: str, now: float) ->
     dialect.insert_or_update(
         conn,
         organizations,
-        {"id": org_id, "name": name, "status": status, "created_at": now, "updated_at": now},
+        {
+            "id": org_id,
+            "name": name,
+            "name_folded": name.casefold(),
+            "status": status,
+            "created_at": now,
+            "updated_at": now,
+        },
         key="id",
-        update={"name": name, "status": status, "updated_at": now},
+        update={"name": name, "name_folded": name.casefold(), "status": status, "updated_at": now},
     )
     return not existed
 
@@ -97,8 +104,8 @@ def page(
     """One page of the admin list and the total matching, filtered and sorted in SQL."""
     conditions = []
     if search:
-        pattern = f"%{_escape_like(search.lower())}%"
-        conditions.append(func.lower(organizations.c.name).like(pattern, escape="\\"))
+        pattern = f"%{_escape_like(search.casefold())}%"
+        conditions.append(organizations.c.name_folded.like(pattern, escape="\\"))
     if enabled_only:
         conditions.append(organizations.c.greetnow_retargeting_enabled.is_(True))
     column = _SORT_COLUMNS[sort]

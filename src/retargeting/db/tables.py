@@ -53,6 +53,9 @@ organizations = Table(
     metadata,
     Column("id", String(100), primary_key=True),
     Column("name", String(300), nullable=False),
+    # The name case-folded in Python, so search ignores case for every script, whatever the
+    # database's locale (SQLite's lower() only knows ASCII).
+    Column("name_folded", String(300), nullable=False, server_default=""),
     Column("status", String(50), nullable=False, server_default="active"),
     Column("greetnow_retargeting_enabled", Boolean, nullable=False, server_default=text("false")),
     Column("pageview_count", BigInteger, nullable=False, server_default="0"),
@@ -142,6 +145,9 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
     Column("is_superadmin", Boolean, nullable=False, server_default=text("false")),
+    # Every browser session carries the epoch it was issued in; signing out moves it on, so a
+    # copied cookie dies with the sign-out instead of living out its 12 hours.
+    Column("session_epoch", Integer, nullable=False, server_default="0"),
     Column("created_at", Double, nullable=False),
 )
 

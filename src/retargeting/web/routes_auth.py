@@ -95,7 +95,7 @@ def login(
         return _login_page(
             request, email=email, next_=next, error="Wrong email or password.", status=401
         )
-    sessions.sign_in(request, user.id)
+    sessions.sign_in(request, user)
     return sessions.redirect(_safe_next(next))
 
 
@@ -168,5 +168,5 @@ def setup(
         return _setup_gone(request)
     except credentials.CredentialError as exc:
         return _setup_page(request, token, email=email, error=str(exc).capitalize(), status=422)
-    sessions.sign_in(request, user.id)
+    sessions.sign_in(request, user)
     return sessions.redirect(HOME)

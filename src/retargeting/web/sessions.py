@@ -37,6 +37,7 @@ _SALT = "retargeting.session.v1"
 class Session:
     csrf: str
     user_id: int | None = None
+    epoch: int = 0  # the user's session epoch when signed in; a sign-out moves it on
 
 
 class PageRedirect(Exception):
@@ -74,7 +75,9 @@ def current(request: Request) -> Session | None:
     if cookie:
         try:
             data = _serializer(_runtime(request)).loads(cookie, max_age=SESSION_MAX_AGE)
-            session = Session(csrf=str(data["csrf"]), user_id=data.get("uid"))
+            session = Session(
+                csrf=str(data["csrf"]), user_id=data.get("uid"), epoch=int(data.get("ep", 0))
+            )
         except (BadSignature, KeyError, TypeError):
             session = None
     state[_STATE_KEY] = session
@@ -88,7 +91,7 @@ def _store(request: Request, session: Session | None) -> None:
     if session is None:
         state[_WRITE_KEY] = ""
     else:
-        payload = {"csrf": session.csrf, "uid": session.user_id}
+        payload = {"csrf": session.csrf, "uid": session.user_id, "ep": session.epoch}
         state[_WRITE_KEY] = _serializer(_runtime(request)).dumps(payload)
 
 
@@ -101,12 +104,20 @@ def csrf_token(request: Request) -> str:
     return session.csrf
 
 
-def sign_in(request: Request, user_id: int) -> None:
+def sign_in(request: Request, user: auth.User) -> None:
     """A fresh session (new CSRF token) for the signed-in user: no fixation across sign-in."""
-    _store(request, Session(csrf=secrets.token_urlsafe(32), user_id=user_id))
+    _store(
+        request,
+        Session(csrf=secrets.token_urlsafe(32), user_id=user.id, epoch=user.session_epoch),
+    )
 
 
 def sign_out(request: Request) -> None:
+    """Clear the cookie here and end the user's sessions everywhere (a copied cookie included)."""
+    session = current(request)
+    if session is not None and session.user_id is not None:
+        with _runtime(request).engine.begin() as conn:
+            auth.end_sessions(conn, session.user_id)
     _store(request, None)
 
 
@@ -123,7 +134,10 @@ def signed_in_user(request: Request) -> auth.User | None:
         return None
     runtime = _runtime(request)
     with runtime.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        return auth.user_by_id(conn, session.user_id)
+        user = auth.user_by_id(conn, session.user_id)
+    if user is None or user.session_epoch != session.epoch:
+        return None  # signed out since (here or elsewhere), or the user is gone
+    return user
 
 
 def _page_superadmin(request: Request) -> auth.User:

@@ -54,8 +54,11 @@ def test_sign_in_sets_a_hardened_cookie_and_redirects(client: TestClient, runtim
 
 def test_cookie_is_secure_over_https(runtime: Runtime, client: TestClient) -> None:
     make_user(runtime)
-    with TestClient(client.app, base_url="https://testserver") as https:
+    https = TestClient(client.app, base_url="https://testserver")  # no `with`: same lifespan
+    try:
         answer = log_in(https)
+    finally:
+        https.close()
     assert "Secure" in answer.headers["set-cookie"]
 
 
@@ -179,3 +182,19 @@ def test_pages_carry_a_strict_content_security_policy(client: TestClient) -> Non
     assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_copied_cookie_dies_with_the_sign_out(client: TestClient, runtime: Runtime) -> None:
+    make_user(runtime)
+    log_in(client)
+    stolen = dict(client.cookies)
+    token = _session_csrf(client)
+    client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    thief = TestClient(client.app)  # no `with`: it shares the running app's lifespan
+    try:
+        thief.cookies.update(stolen)
+        assert thief.get(PIXEL_API).status_code == 401
+    finally:
+        thief.close()
+    log_in(client)  # signing in again works and starts a new epoch
+    assert client.get(PIXEL_API).status_code == 200

@@ -178,3 +178,15 @@ def test_the_toggle_needs_a_boolean(client: TestClient, admin: Headers, body: An
     response = client.put(f"{ORGS}/org-1", json=body, headers=admin)
     assert response.status_code == 422
     assert [e["loc"] for e in response.json()["detail"]] == [["body", "retargeting_enabled"]]
+
+
+def test_search_ignores_case_beyond_ascii(
+    client: TestClient, admin: Headers, runtime: Runtime
+) -> None:
+    make_org(runtime.engine, "se-1", name="Örebro Tandvård")
+    make_org(runtime.engine, "de-1", name="Straße & Söhne")
+    for term, expected in [("örebro", ["se-1"]), ("ÖREBRO", ["se-1"]), ("STRASSE", ["de-1"])]:
+        answer = client.get(
+            "/api/v1/platform/retargeting/organizations", params={"search": term}, headers=admin
+        )
+        assert [item["id"] for item in answer.json()["items"]] == expected, term
