@@ -168,7 +168,13 @@ class Dispatcher:
     async def _deliver(self, rows: list[ClaimedEvent], pixel: PixelSettings) -> None:
         try:
             now = self._clock()
-            expired = [r.id for r in rows if is_expired(r.event_time, int(now))]
+            live: list[ClaimedEvent] = []
+            expired: list[int] = []
+            for row in rows:
+                if is_expired(row.event_time, int(now)):
+                    expired.append(row.id)
+                else:
+                    live.append(row)
             if expired:
                 await self._write(
                     lambda conn: outbox.mark_expired(
@@ -176,7 +182,6 @@ class Dispatcher:
                     )
                 )
                 self._metrics.events_expired.inc(len(expired))
-            live = [r for r in rows if not is_expired(r.event_time, int(now))]
             if live:
                 await self._send(live, pixel)
         except Exception:

@@ -1,7 +1,8 @@
 """What the admin needs to know about delivery: per-event counts, Meta's last errors, the pause.
 
-The spec's worst gap is silent CAPI failures; this report is where they stop being silent. Counts
-come from one grouped query over the outbox; the pause and pixel state come from the process's
+The spec's worst gap is silent CAPI failures; this report is where they stop being silent. Totals
+come from the running `delivery_counters` (never a scan of the outbox) plus a count of the
+waiting rows; the pause and pixel state come from the process's
 settings snapshot, which is at most one poll old.
 """
 
