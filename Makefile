@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit system-packages screenshot clean
+.PHONY: run test soak lint typecheck unit system-packages screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ typecheck: $(STAMP)
 
 test: $(STAMP) system-packages lint typecheck
 	$(BIN)/pytest
+
+# The chaos soak (tests/integration/test_chaos_soak.py) at a million interactions per database;
+# `make test` runs it at 100,000. Figures are printed at the end.
+SOAK_EVENTS ?= 1000000
+soak: $(STAMP) system-packages
+	RETARGETING_SOAK_EVENTS=$(SOAK_EVENTS) $(BIN)/pytest -q \
+		tests/integration/test_chaos_soak.py
 
 # The admin page with realistic data, at 1280x900, full page (headless Chromium, see tests/browser).
 screenshot: $(STAMP) system-packages

@@ -14,7 +14,10 @@ from retargeting.db import migrate
 from retargeting.db.engine import make_engine
 from tests.support.postgres import PostgresServer, running_postgres
 
-pytest_plugins = ["tests.support.secret_watch"]  # no token or key in a response, URL or log
+pytest_plugins = [
+    "tests.support.secret_watch",  # no token or key in a response, URL or log
+    "tests.support.figures",  # measured figures, printed at the end of the run
+]
 
 TEMPLATE_DB = "retargeting_template"
 _counter = itertools.count()

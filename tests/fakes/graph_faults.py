@@ -20,7 +20,7 @@ RATE_LIMIT_MESSAGES = {
     613: "(#613) Calls to this api have exceeded the rate limit.",
 }
 
-FaultKind = Literal["server_error", "timeout", "rate_limit", "error"]
+FaultKind = Literal["server_error", "timeout", "slow", "rate_limit", "error"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,8 +30,8 @@ class Fault:
     kind: FaultKind
     answer: MetaError | None = None  # None means a non-JSON 5xx page
     status: int = 500
-    seconds: float = 0.0  # for timeouts: how long to stall before answering
-    deliver: bool = False  # for timeouts: process the request normally after the stall
+    seconds: float = 0.0  # for timeouts and slow answers: how long to stall before answering
+    deliver: bool = False  # process the request normally after the stall (slow answers)
 
     @classmethod
     def server_error(cls, status: int = 500, *, json_body: bool = False) -> Fault:
@@ -50,6 +50,11 @@ class Fault:
     def timeout(cls, seconds: float = 3.0, *, deliver: bool = False) -> Fault:
         """Stall past the client's timeout. With `deliver`, Meta got the events anyway."""
         return cls("timeout", status=504, seconds=seconds, deliver=deliver)
+
+    @classmethod
+    def slow(cls, seconds: float = 0.5) -> Fault:
+        """A slow but successful answer: Meta on a bad day, still inside the client's timeout."""
+        return cls("slow", seconds=seconds, deliver=True)
 
     @classmethod
     def rate_limit(cls, code: int = 17) -> Fault:
@@ -78,4 +83,27 @@ def random_faults(
     """A seeded chooser for `set_fault_mode`: fails `rate` of requests with a mix of faults."""
     rng = random.Random(seed)
     kinds = (Fault.server_error(), Fault.timeout(timeout_seconds), Fault.rate_limit())
+    return lambda: rng.choice(kinds) if rng.random() < rate else None
+
+
+def chaos_faults(
+    rate: float, *, seed: int = 0, timeout_seconds: float = 3.0, slow_seconds: float = 0.5
+) -> Callable[[], Fault | None]:
+    """Every transient way Meta fails, mixed: HTML 500/502 pages, Meta's JSON 503 (code 2),
+    stalls past the client's timeout, the three rate-limit codes, and slow successes.
+
+    None of them delivers and then fails, so a duplicate seen by the stand-in can only come from
+    the sender re-sending (the soak tests count those against the kills that cause them).
+    """
+    rng = random.Random(seed)
+    kinds = (
+        Fault.server_error(),
+        Fault.server_error(502),
+        Fault.server_error(503, json_body=True),
+        Fault.timeout(timeout_seconds),
+        Fault.rate_limit(4),
+        Fault.rate_limit(17),
+        Fault.rate_limit(613),
+        Fault.slow(slow_seconds),
+    )
     return lambda: rng.choice(kinds) if rng.random() < rate else None

@@ -105,6 +105,7 @@ class GraphStandIn:
         self._fault_mode: Callable[[], Fault | None] | None = None
         self._rejections: list[_Rejection] = []
         self._received: list[ReceivedEvent] = []
+        self._received_ids: collections.Counter[tuple[str, str | None]] = collections.Counter()
         self._requests: list[RecordedRequest] = []
         self._violations: list[str] = []
         self._by_status: collections.Counter[int] = collections.Counter()
@@ -206,6 +207,7 @@ class GraphStandIn:
             self._fault_mode = None
             self._rejections.clear()
             self._received.clear()
+            self._received_ids.clear()
             self._requests.clear()
             self._violations.clear()
             self._by_status.clear()
@@ -231,10 +233,12 @@ class GraphStandIn:
             return list(self._violations)
 
     def received_ids(self) -> collections.Counter[tuple[str, str | None]]:
-        """How often each (event_name, event_id) arrived: Meta's deduplication key."""
+        """How often each (event_name, event_id) arrived: Meta's deduplication key.
+
+        Kept even with `keep_events=False`, so a soak of 100,000s of events stays small.
+        """
         with self._lock:
-            events = [r.event for r in self._received]
-        return collections.Counter((e["event_name"], e.get("event_id")) for e in events)
+            return collections.Counter(self._received_ids)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -272,7 +276,7 @@ class GraphStandIn:
         fault = self._take_fault(request)
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
-        if fault is not None and fault.kind == "timeout":
+        if fault is not None and fault.kind in ("timeout", "slow"):
             await self._stall(fault.seconds)
         pixel_id = request.path_params["pixel_id"]
         events: list[Any] = []
@@ -294,6 +298,7 @@ class GraphStandIn:
                 return Response(b"", 503)
             if status == 200:
                 self._events_total += len(events)
+                self._received_ids.update((e["event_name"], e.get("event_id")) for e in events)
                 if self._keep_events:
                     self._received.extend(
                         ReceivedEvent(pixel_id, test_event_code, e) for e in events

@@ -15,9 +15,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 
 from retargeting.security import UndecryptableSecret
-from retargeting.web import sessions, templating
+from retargeting.web import middleware, sessions, templating
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,26 @@ async def undecryptable_secret(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse({"detail": str(exc)}, status_code=500)
 
 
+UNAVAILABLE_RETRY_AFTER_SECONDS = 1
+# What the database raises while it cannot serve: PostgreSQL restarting or refusing connections,
+# the pool exhausted, a SQLite writer lock held past busy_timeout. None of them is the caller's
+# fault or a bug, and all of them pass: a 503 with Retry-After tells the platform to send again.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning(
+        "database unavailable: %s",
+        middleware.describe(exc),
+        extra={"action": "database_unavailable", "path": request.url.path},
+    )
+    return JSONResponse(
+        {"detail": "the database is unavailable for a moment; retry the request"},
+        status_code=503,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def page_redirect(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, sessions.PageRedirect)
     return sessions.redirect(exc.location)
@@ -82,5 +103,7 @@ async def page_forbidden(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UndecryptableSecret, undecryptable_secret)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_unavailable)
     app.add_exception_handler(sessions.PageRedirect, page_redirect)
     app.add_exception_handler(sessions.PageForbidden, page_forbidden)

@@ -40,6 +40,7 @@ router = APIRouter(
 _EVENT_RESPONSES: dict[int | str, dict[str, object]] = {
     413: {"description": "Body over the size limit"},
     422: {"description": "A field is invalid, or names an unknown organization"},
+    503: {"description": "The database is briefly unavailable; send again after Retry-After"},
 }
 
 

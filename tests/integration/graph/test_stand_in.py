@@ -24,6 +24,7 @@ from retargeting.domain.events import (
 )
 from retargeting.domain.pixel import PixelState
 from retargeting.graph.client import Accepted, GraphClient, GraphTimeouts
+from tests.fakes.graph_faults import chaos_faults
 from tests.fakes.graph_stand_in import Fault, GraphStandIn, ReceivedEvent, random_faults
 
 TOKEN = "EAAintegrationToken0123456789abcdef"
@@ -362,6 +363,37 @@ def test_random_faults_are_seeded_and_roughly_at_the_rate() -> None:
     failures = [f for f in picks if f is not None]
     assert 300 < len(failures) < 500
     assert {f.kind for f in failures} == {"server_error", "timeout", "rate_limit"}
+
+
+def test_chaos_faults_mix_every_transient_failure() -> None:
+    chooser = chaos_faults(0.25, seed=3)
+    picks = [fault for _ in range(4000) if (fault := chooser()) is not None]
+    assert 800 < len(picks) < 1200
+    assert {f.kind for f in picks} == {"server_error", "timeout", "rate_limit", "slow"}
+    assert {f.status for f in picks if f.kind == "server_error"} == {500, 502, 503}
+    assert {f.answer.code for f in picks if f.kind == "rate_limit" and f.answer} == {4, 17, 613}
+    assert all(f.deliver for f in picks if f.kind == "slow")
+
+
+async def test_a_slow_answer_still_delivers(graph: GraphStandIn, client: GraphClient) -> None:
+    graph.enqueue_faults(Fault.slow(0.3))
+    started = time.monotonic()
+    assert isinstance(await client.send(PIXEL, body(event())), Accepted)
+    assert time.monotonic() - started >= 0.3
+    assert [r.fault for r in graph.requests] == ["slow"]
+    assert sum(graph.received_ids().values()) == 1
+
+
+def test_received_ids_are_kept_without_the_events() -> None:
+    with GraphStandIn(valid_tokens={TOKEN}, keep_events=False) as graph:
+        answer = httpx.post(
+            f"{graph.url}/{VERSION}/{PIXEL}/events",
+            content=body(event(event_id="e-1"), event(event_id="e-1")),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert graph.received == []
+        assert graph.received_ids() == {("Lead", "e-1"): 2}
 
 
 async def test_latency_is_added_to_every_answer() -> None:
