@@ -1,8 +1,10 @@
 """Each process's in-memory view of the settings, reloaded within one poll of any change.
 
-The hot path reads `holder.current` and never queries settings. A change anywhere increments
-`settings_revision` in its own transaction; a cheap poll of that one row (every 0.5 s by default)
-reloads the snapshot when it moved, so every process obeys a change within about a second.
+The hot path reads `holder.current` and never queries settings. Every change to what the snapshot
+holds (the pixel, a delivery pause, the ingest keys) increments `settings_revision` in its own
+transaction; a cheap poll of that one row (every 0.5 s by default) reloads the snapshot when it
+moved, so every process obeys a change within about a second. Organization flags are not in the
+snapshot: the write path reads them fresh on each event (see db/orgs.py).
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def test_chaos_soak_loses_nothing(
                 [*serve_args, "--no-worker"],
                 env,
                 tmp_path,
-                health_url=f"{base_url}/healthz",
+                url=base_url,
             )
             workers = [
                 ServiceProcess(f"worker-{n}", ["worker"], env, tmp_path)
@@ -153,9 +153,7 @@ def test_chaos_soak_loses_nothing(
             ]
             victim = workers[0]
         else:
-            server = ServiceProcess(
-                "serve", serve_args, env, tmp_path, health_url=f"{base_url}/healthz"
-            )
+            server = ServiceProcess("serve", serve_args, env, tmp_path, url=base_url)
             workers = []
             victim = server
         processes = [server, *workers]
@@ -260,7 +258,7 @@ def run_chaos(
             victim.kill()
             time.sleep(0.3)  # clients meet a refused connection, leases stay with the dead
             victim.start()
-            if victim.health_url:
+            if victim.url:
                 victim.wait_healthy()
         else:
             postgres: PostgresServer = request.getfixturevalue("postgres_server")  # type: ignore[union-attr]

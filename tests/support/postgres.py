@@ -88,8 +88,8 @@ class PostgresServer:
 def running_postgres() -> Iterator[PostgresServer]:
     external = os.environ.get("RETARGETING_TEST_POSTGRES")
     if external:  # host:port of a server the caller runs, trust auth for postgres
-        host, port = external.rsplit(":", 1)
-        yield PostgresServer(host, int(port), Path("/nonexistent"))
+        host, port_text = external.rsplit(":", 1)
+        yield PostgresServer(host, int(port_text), Path("/nonexistent"))
         return
     pg_bin = _pg_bin()
     data_dir = Path(tempfile.mkdtemp(prefix="retargeting-pg-"))

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import httpx
-
-from tests.support import secret_watch
-
-CLI = str(Path(sys.executable).parent / "retargeting")
-STOP_GRACE_SECONDS = 20.0
+from tests.support.live_server import STOP_GRACE_SECONDS, spawn, wait_for_health
 
 
 class ServiceProcess:
@@ -28,41 +20,27 @@ class ServiceProcess:
         env: Mapping[str, str],
         log_dir: Path,
         *,
-        health_url: str | None = None,
+        url: str | None = None,
     ) -> None:
         self.name = name
-        self._command = [CLI, *arguments]
-        self._env = {**os.environ, **env}
+        self._arguments = list(arguments)
+        self._env = dict(env)
         self._log_dir = log_dir
-        self.health_url = health_url
+        self.url = url  # a web server's base URL, polled at /healthz
         self._process: subprocess.Popen[bytes] | None = None
         self._logs: list[Path] = []
         self.kills = 0
 
     def start(self) -> None:
         log_path = self._log_dir / f"{self.name}-{len(self._logs) + 1}.log"
-        secret_watch.watch_file(log_path)  # scanned for tokens and keys when the session ends
         self._logs.append(log_path)
-        with log_path.open("wb") as log_file:
-            self._process = subprocess.Popen(
-                self._command, env=self._env, stdout=log_file, stderr=subprocess.STDOUT
-            )
+        self._process = spawn(self._arguments, self._env, log_path)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """For a web server: until /healthz answers 200. Raises with the log if it died."""
-        assert self.health_url is not None, f"{self.name} has no health URL"
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._process is None or self._process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
-            try:
-                if httpx.get(self.health_url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not become healthy:\n{self.log()}")
-            time.sleep(0.05)
+        assert self.url is not None, f"{self.name} is not a web server"
+        assert self._process is not None, f"{self.name} was never started"
+        wait_for_health(self.url, self._process, self.log, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, in-flight work is simply cut off."""

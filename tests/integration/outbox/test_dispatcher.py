@@ -369,6 +369,9 @@ async def test_concurrent_workers_never_send_an_event_twice(
     """Three dispatchers claim side by side (SKIP LOCKED on PostgreSQL): each event goes once."""
     setup_active(engine, snapshot)
     queue_widget_views(engine, 6000)
+    # Answers that take Meta's time and two requests in flight each: no worker can take all the
+    # batches before the others claim, however busy the machine is.
+    graph.latency_seconds = 0.05
     workers = [
         build_dispatcher(
             engine,
@@ -377,6 +380,7 @@ async def test_concurrent_workers_never_send_an_event_twice(
             time.time,  # type: ignore[arg-type]
             worker_id=f"w{i}",
             batch_size=250,
+            max_in_flight=2,
             linger_seconds=0.01,
         )
         for i in range(3)
