@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test soak lint typecheck unit system-packages screenshot clean
+.PHONY: run test bench soak lint typecheck unit system-packages screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ typecheck: $(STAMP)
 
 test: $(STAMP) system-packages lint typecheck
 	$(BIN)/pytest
+
+# Every benchmark of bench/ on this machine; prints each figure and writes BENCHMARKS.md.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>&1 | grep -v "is ignored" || true
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) system-packages
+	$(BIN)/python -m bench.run
 
 # The chaos soak (tests/integration/test_chaos_soak.py) at a million interactions per database;
 # `make test` runs it at 100,000. Figures are printed at the end.

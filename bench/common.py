@@ -1,0 +1,175 @@
+"""What every benchmark shares: figures, the Graph API stand-in process, a scratch database.
+
+Comparisons are ratios measured in the same run against the same stand-in, so that machine
+noise cancels out; absolute figures are printed too, with the command that made them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+from retargeting.db import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).parent / "retargeting")
+TOKEN = "EAAbenchmarktoken0123456789"
+PIXEL_ID = "1234567890"
+DEFAULT_LATENCY_MS = 50.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figure:
+    """One measured number, its target, and how it compares with the design it replaces."""
+
+    benchmark: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""  # e.g. ">= 30000"; empty when the figure is context, not a target
+    met: bool | None = None
+    comparison: str = ""  # e.g. "1,520x the spec's serial sender (19.7 events/s)"
+
+    def line(self) -> str:
+        verdict = {True: "met", False: "MISSED", None: ""}[self.met]
+        parts = [f"{self.name}: {self.value:,.2f} {self.unit}"]
+        if self.target:
+            parts.append(f"target {self.target} {self.unit} ({verdict})")
+        if self.comparison:
+            parts.append(self.comparison)
+        return " | ".join(parts)
+
+
+def at_least(value: float, target: float) -> tuple[str, bool]:
+    return f">= {target:,g}", value >= target
+
+
+def at_most(value: float, target: float) -> tuple[str, bool]:
+    return f"<= {target:,g}", value <= target
+
+
+def percentile(samples: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile; `share` in [0, 1]."""
+    ordered = sorted(samples)
+    if not ordered:
+        raise ValueError("no samples")
+    index = min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+@dataclasses.dataclass(frozen=True)
+class StandIn:
+    url: str
+    process: subprocess.Popen[str]
+
+    def stats(self) -> dict[str, object]:
+        return dict(httpx.get(f"{self.url}/_stand_in/stats", timeout=5).json())
+
+    def events_received(self) -> int:
+        return int(str(self.stats()["events_received"]))
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_stand_in/reset", timeout=5).raise_for_status()
+
+
+@contextlib.contextmanager
+def stand_in(latency_ms: float = DEFAULT_LATENCY_MS) -> Iterator[StandIn]:
+    """The Graph API stand-in in its own process, answering after `latency_ms` like Meta."""
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fakes.graph_stand_in",
+        "--latency-ms",
+        str(latency_ms),
+        "--token",
+        TOKEN,
+        "--pixel",
+        PIXEL_ID,
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError("the Graph stand-in did not start")
+        yield StandIn(url, process)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """A migrated SQLite file in a temporary directory, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="retargeting-bench-") as directory:
+        url = f"sqlite:///{directory}/bench.sqlite3"
+        migrate.upgrade(url)
+        yield url
+
+
+def service_env(database_url: str, graph_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RETARGETING_ENVIRONMENT": "test",
+        "RETARGETING_DATABASE_URL": database_url,
+        "RETARGETING_SECRET_KEY": BENCH_SECRET_KEY,
+        "RETARGETING_GRAPH_API_URL": graph_url,
+        **extra,
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water resident set (VmHWM), read while it is still alive."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not found")
+
+
+def wait_until(condition: object, timeout: float, what: str, poll: float = 0.02) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    with contextlib.suppress(OSError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kib / 1024 / 1024:.1f} GiB"
+    return {
+        "CPU": f"{os.cpu_count()} cores, {cpu}",
+        "memory": memory,
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+    }
+
+
+BENCH_SECRET_KEY = fernet_key()

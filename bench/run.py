@@ -1,0 +1,99 @@
+"""`make bench`: run every benchmark, print each figure with its command, write BENCHMARKS.md.
+
+python -m bench.run                 # everything, then BENCHMARKS.md
+python -m bench.run --only delivery # one benchmark, printed only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import sys
+import time
+import traceback
+from types import ModuleType
+
+from bench.common import ROOT, Figure, machine
+
+# name -> module; each module has TITLE, LIMITS (markdown) and run(quick: bool) -> list[Figure].
+BENCHMARKS = {
+    "delivery": "bench.delivery",
+    "ingest": "bench.ingest",
+    "hot_path": "bench.hot_path",
+    "end_to_end": "bench.end_to_end",
+    "admin": "bench.admin_scale",
+    "settings_memory": "bench.settings_memory",
+}
+
+
+def command(name: str) -> str:
+    return f".venv/bin/python -m bench.run --only {name}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), default=[])
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    args = parser.parse_args(argv)
+    names = args.only or list(BENCHMARKS)
+    sections: list[tuple[str, ModuleType, list[Figure], float, str | None]] = []
+    for name in names:
+        module = importlib.import_module(BENCHMARKS[name])
+        print(f"\n== {module.TITLE}\n   $ {command(name)}", flush=True)
+        started = time.monotonic()
+        error = None
+        figures: list[Figure] = []
+        try:
+            figures = module.run(args.quick)
+        except Exception:
+            error = traceback.format_exc()
+            print(error, file=sys.stderr, flush=True)
+        for figure in figures:
+            print(f"   {figure.line()}", flush=True)
+        sections.append((name, module, figures, time.monotonic() - started, error))
+    if not args.only and not args.quick:
+        write_report(sections)
+        print(f"\nwrote {ROOT / 'BENCHMARKS.md'}")
+    failed = [name for name, _, _, _, error in sections if error]
+    missed = [f.name for _, _, figures, _, _ in sections for f in figures if f.met is False]
+    if missed:
+        print(f"\ntargets missed: {', '.join(missed)}")
+    return 1 if failed else 0
+
+
+def write_report(sections: list[tuple[str, ModuleType, list[Figure], float, str | None]]) -> None:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {now}. Every ratio is measured in the same run against",
+        "the same Graph API stand-in (a local HTTP server answering after 50 ms, like Meta), so",
+        "machine noise cancels out. Rerun one section with the command under its heading.",
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in machine().items()),
+        "",
+    ]
+    for name, module, figures, seconds, error in sections:
+        lines += [f"## {module.TITLE}", "", f"`{command(name)}` ({seconds:.0f} s)", ""]
+        if error:
+            lines += ["This benchmark failed in this run:", "", "```", error.strip(), "```", ""]
+        if figures:
+            lines += [
+                "| Figure | Value | Target | Met | Compared with |",
+                "|---|---|---|---|---|",
+            ]
+            for f in figures:
+                met = {True: "yes", False: "**no**", None: ""}[f.met]
+                value = f"{f.value:,.2f} {f.unit}"
+                target = f"{f.target} {f.unit}" if f.target else ""
+                lines.append(f"| {f.name} | {value} | {target} | {met} | {f.comparison} |")
+            lines.append("")
+        lines += [module.LIMITS.strip(), ""]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
