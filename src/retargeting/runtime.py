@@ -23,6 +23,7 @@ from retargeting.db.engine import READ_ONLY, make_engine
 from retargeting.graph.client import GraphClient, GraphTimeouts
 from retargeting.metrics import Metrics
 from retargeting.outbox.dispatcher import Dispatcher
+from retargeting.outbox.group_commit import GroupCommitter
 from retargeting.security import TokenCipher
 from retargeting.settings import Settings
 from retargeting.snapshot import SnapshotHolder
@@ -40,6 +41,7 @@ class Runtime:
     graph: GraphClient
     worker_id: str
     signing_key: bytes  # signs browser sessions; derived from the secret key
+    committer: GroupCommitter  # the ingest handlers' writer
 
     def queue_depth(self) -> int:
         with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
@@ -65,6 +67,7 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         worker_id=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
         signing_key=security.derive_key(secret_key, "browser sessions"),
+        committer=GroupCommitter(engine),
     )
     metrics.watch_queue_depth(runtime.queue_depth)
     return runtime
@@ -83,6 +86,7 @@ async def running(runtime: Runtime, *, deliver: bool) -> AsyncIterator[None]:
                 name="settings-poll",
             )
         )
+        tasks.append(asyncio.create_task(runtime.committer.run(stop), name="group-commit"))
         if deliver:
             dispatcher = Dispatcher.from_runtime(runtime)
             tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, case, func, select, update
@@ -127,6 +128,14 @@ def counts(conn: Connection) -> tuple[int, int]:
     enabled = func.coalesce(func.sum(case((flag.is_(True), 1), else_=0)), 0)
     row = conn.execute(select(enabled, func.count())).one()
     return int(row[0]), int(row[1])
+
+
+def existing_ids(conn: Connection, org_ids: Collection[str]) -> set[str]:
+    """Which of these organizations exist (a group commit checks every caller's before writing)."""
+    if not org_ids:
+        return set()
+    query = select(organizations.c.id).where(organizations.c.id.in_(sorted(org_ids)))
+    return set(conn.execute(query).scalars())
 
 
 def add_counts_returning_flags(

@@ -6,10 +6,10 @@ Nothing here talks to Meta; the caller returns as soon as the transaction commit
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from retargeting.db import interactions as interaction_rows
 from retargeting.db import orgs, outbox
@@ -32,30 +32,89 @@ class Recorded:
     by_event_name: Mapping[str, int] = field(default_factory=dict)  # for the metrics counter
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One caller's interactions: recorded together or not at all."""
+
+    interactions: Sequence[Interaction]
+    pixel_state: PixelState
+
+
 def record(
     engine: Engine, interactions: Sequence[Interaction], pixel_state: PixelState, now: float
 ) -> Recorded:
     """Record all interactions or none (an unknown organization rolls the whole batch back)."""
+    [outcome] = record_many(engine, [Submission(interactions, pixel_state)], now)
+    if isinstance(outcome, UnknownOrganizations):
+        raise outcome
+    return outcome
+
+
+def record_many(
+    engine: Engine, submissions: Sequence[Submission], now: float
+) -> list[Recorded | UnknownOrganizations]:
+    """Record many callers' submissions in one transaction (group commit), each all-or-none.
+
+    One commit for many requests is what lets a single SQLite file take thousands of events a
+    second: the commit, not the rows, is the cost. A submission naming an unknown organization
+    is left out (its outcome says which ids) without failing the others.
+    """
+    try:
+        with engine.begin() as conn:
+            if len(submissions) == 1:
+                outcomes: list[UnknownOrganizations | None] = [None]
+            else:
+                named = {i.organization_id for s in submissions for i in s.interactions}
+                known = orgs.existing_ids(conn, named)
+                outcomes = [_unknown_in(s, known) for s in submissions]
+            accepted = [s for s, unknown in zip(submissions, outcomes, strict=True) if not unknown]
+            flags = orgs.add_counts_returning_flags(conn, _increments(accepted))
+            for submission in accepted:
+                unknown = _unknown_in(submission, flags.keys())
+                if unknown and len(submissions) == 1:
+                    raise unknown  # the counter update found it: roll back, tell the caller
+                if unknown:  # organizations are never deleted, so this cannot happen
+                    raise RuntimeError(f"organizations vanished mid-transaction: {unknown}")
+            recorded = iter(_write(conn, accepted, flags, now))
+    except UnknownOrganizations as unknown:
+        return [unknown]
+    return [unknown or next(recorded) for unknown in outcomes]
+
+
+def _unknown_in(submission: Submission, known: Collection[str]) -> UnknownOrganizations | None:
+    unknown = sorted({i.organization_id for i in submission.interactions} - set(known))
+    return UnknownOrganizations(unknown) if unknown else None
+
+
+def _increments(submissions: Sequence[Submission]) -> dict[str, tuple[int, int]]:
     increments: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for interaction in interactions:
-        slot = 0 if interaction.kind is InteractionKind.WIDGET_VIEW else 1
-        increments[interaction.organization_id][slot] += 1
-    with engine.begin() as conn:
-        flags = orgs.add_counts_returning_flags(
-            conn, {org_id: (pv, calls) for org_id, (pv, calls) in increments.items()}
-        )
-        unknown = [org_id for org_id in increments if org_id not in flags]
-        if unknown:
-            raise UnknownOrganizations(unknown)
-        interaction_rows.insert_rows(conn, interactions, now)
-        queued: list[tuple[str, QueuedEvent]] = [
+    for submission in submissions:
+        for interaction in submission.interactions:
+            slot = 0 if interaction.kind is InteractionKind.WIDGET_VIEW else 1
+            increments[interaction.organization_id][slot] += 1
+    return {org_id: (pageviews, calls) for org_id, (pageviews, calls) in increments.items()}
+
+
+def _write(
+    conn: Connection, submissions: Sequence[Submission], flags: Mapping[str, bool], now: float
+) -> list[Recorded]:
+    """The rows and outbox events of every accepted submission, one executemany per table."""
+    results: list[Recorded] = []
+    queued: list[tuple[str, QueuedEvent]] = []
+    for submission in submissions:
+        events = [
             (i.organization_id, event)
-            for i in interactions
-            for event in events_for(i, pixel_state, flags[i.organization_id])
+            for i in submission.interactions
+            for event in events_for(i, submission.pixel_state, flags[i.organization_id])
         ]
-        outbox.enqueue(conn, queued, now)
-    return Recorded(
-        interactions=len(interactions),
-        events_queued=len(queued),
-        by_event_name=Counter(event.event_name for _, event in queued),
-    )
+        queued.extend(events)
+        results.append(
+            Recorded(
+                interactions=len(submission.interactions),
+                events_queued=len(events),
+                by_event_name=Counter(event.event_name for _, event in events),
+            )
+        )
+    interaction_rows.insert_rows(conn, [i for s in submissions for i in s.interactions], now)
+    outbox.enqueue(conn, queued, now)
+    return results

@@ -1,10 +1,9 @@
 """The platform servers' API: organization sync and the widget-view / call-started events.
 
-The event handlers are the hot path. They are `async def` and, on SQLite, call the synchronous
-`recording.record` directly: a WAL commit with synchronous=NORMAL takes well under a millisecond,
-less than the thread-pool hop that a plain `def` handler would cost on every request. On
-PostgreSQL each commit is a network round trip, so there the same call goes to the thread pool
-and the event loop (which also runs the dispatcher) keeps serving other requests meanwhile.
+The event handlers are the hot path. They validate on the event loop and hand the interactions
+to the process's group committer (`outbox/group_commit.py`), which writes the requests that
+arrive together in one transaction on a worker thread and answers each once its rows are
+committed: durable, without paying one commit per request.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, Depends, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from retargeting.domain.events import Interaction
 from retargeting.outbox import recording
@@ -89,16 +87,11 @@ async def _record(
     items: Sequence[WidgetViewIn | CallStartedIn],
     org_loc: Callable[[int], Loc],
 ) -> AcceptedOut:
-    now = time.time()
-    interactions: list[Interaction] = [item.to_interaction(int(now)) for item in items]
+    now = int(time.time())
+    interactions: list[Interaction] = [item.to_interaction(now) for item in items]
     pixel_state = runtime.snapshot.current.pixel.state
     try:
-        if runtime.settings.is_sqlite:
-            recorded = recording.record(runtime.engine, interactions, pixel_state, now)
-        else:
-            recorded = await run_in_threadpool(
-                recording.record, runtime.engine, interactions, pixel_state, now
-            )
+        recorded = await runtime.committer.record(interactions, pixel_state)
     except recording.UnknownOrganizations as exc:
         unknown = set(exc.organization_ids)
         raise errors.field_errors(

@@ -1,0 +1,126 @@
+"""Group commit: concurrent requests share transactions, yet each is durable and all-or-none."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from retargeting.db import orgs
+from retargeting.db.tables import outbox_events, widget_pageviews
+from retargeting.domain.pixel import PixelState
+from retargeting.outbox import recording
+from retargeting.outbox.group_commit import GroupCommitter
+from retargeting.outbox.recording import Recorded, Submission, UnknownOrganizations
+from tests.factories import make_interaction, make_org
+
+
+def count(engine: Engine, table: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+async def test_concurrent_requests_share_commits_and_all_land(engine: Engine) -> None:
+    make_org(engine, "org-1", retargeting_enabled=True)
+    make_org(engine, "org-2")
+    committer = GroupCommitter(engine)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(committer.run(stop))
+    await asyncio.sleep(0)
+    try:
+        results = await asyncio.gather(
+            *(
+                committer.record(
+                    [make_interaction(organization_id=f"org-{1 + n % 2}", visitor_id=f"v-{n}")],
+                    PixelState.ACTIVE,
+                )
+                for n in range(300)
+            )
+        )
+    finally:
+        stop.set()
+        await writer
+    assert [r.events_queued for r in results] == [2 if n % 2 == 0 else 1 for n in range(300)]
+    assert committer.submissions == 300
+    assert committer.commits < 300 / 5  # many requests per transaction
+    assert count(engine, widget_pageviews) == 300
+    assert count(engine, outbox_events) == 450
+    with engine.connect() as conn:
+        first, second = orgs.get(conn, "org-1"), orgs.get(conn, "org-2")
+    assert first is not None
+    assert second is not None
+    assert (first.pageview_count, second.pageview_count) == (150, 150)
+
+
+async def test_an_unknown_organization_fails_its_request_alone(engine: Engine) -> None:
+    make_org(engine, "org-1")
+    committer = GroupCommitter(engine)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(committer.run(stop))
+    await asyncio.sleep(0)
+    try:
+        good = [
+            committer.record([make_interaction(visitor_id=f"v-{n}")], PixelState.ACTIVE)
+            for n in range(20)
+        ]
+        # Both of its interactions or neither: org-1's counter must not move for this one.
+        bad = committer.record(
+            [make_interaction(visitor_id="bad-1"), make_interaction(organization_id="ghost")],
+            PixelState.ACTIVE,
+        )
+        outcomes = await asyncio.gather(*good, bad, return_exceptions=True)
+    finally:
+        stop.set()
+        await writer
+    assert all(isinstance(o, Recorded) for o in outcomes[:-1])
+    assert isinstance(outcomes[-1], UnknownOrganizations)
+    assert outcomes[-1].organization_ids == ["ghost"]
+    assert count(engine, widget_pageviews) == 20
+    with engine.connect() as conn:
+        org = orgs.get(conn, "org-1")
+    assert org is not None
+    assert org.pageview_count == 20
+
+
+def test_record_many_keeps_each_outcome_in_its_place(engine: Engine) -> None:
+    make_org(engine, "org-1")
+    outcomes = recording.record_many(
+        engine,
+        [
+            Submission([make_interaction(visitor_id="a")], PixelState.ACTIVE),
+            Submission([make_interaction(organization_id="nope")], PixelState.ACTIVE),
+            Submission([make_interaction(visitor_id="b")], PixelState.DISABLED),
+        ],
+        0.0,
+    )
+    assert isinstance(outcomes[0], Recorded)
+    assert outcomes[0].events_queued == 1
+    assert isinstance(outcomes[1], UnknownOrganizations)
+    assert isinstance(outcomes[2], Recorded)
+    assert outcomes[2].events_queued == 0  # counted, but the pixel was off for that caller
+    assert count(engine, widget_pageviews) == 2
+
+
+async def test_waiting_requests_are_committed_before_the_writer_stops(engine: Engine) -> None:
+    make_org(engine, "org-1")
+    committer = GroupCommitter(engine)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(committer.run(stop))
+    await asyncio.sleep(0)
+    pending = [
+        asyncio.create_task(
+            committer.record([make_interaction(visitor_id=f"v-{n}")], PixelState.ACTIVE)
+        )
+        for n in range(10)
+    ]
+    await asyncio.sleep(0)
+    stop.set()
+    await writer
+    assert all(isinstance(task.result(), Recorded) for task in pending)
+    assert count(engine, widget_pageviews) == 10
+
+
+async def test_record_refuses_while_not_running(engine: Engine) -> None:
+    with pytest.raises(RuntimeError, match="not running"):
+        await GroupCommitter(engine).record([make_interaction()], PixelState.ACTIVE)
