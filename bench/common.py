@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import platform
 import sqlite3
@@ -64,7 +65,10 @@ def percentile(samples: Sequence[float], share: float) -> float:
     ordered = sorted(samples)
     if not ordered:
         raise ValueError("no samples")
-    index = min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))
+    # The ceil(share * n)-th smallest; round() first so float error (0.07 * 100 = 7.000000000000001)
+    # cannot push the rank up by one.
+    rank = math.ceil(round(share * len(ordered), 9))
+    index = min(len(ordered) - 1, max(0, rank - 1))
     return ordered[index]
 
 
@@ -112,7 +116,11 @@ def stand_in(latency_ms: float = DEFAULT_LATENCY_MS) -> Iterator[StandIn]:
         yield StandIn(url, process)
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextlib.contextmanager

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Pages in the WAL before a commit checkpoints it itself. The process's background checkpoint
+# (`checkpoint`, every second in `runtime.running`) normally gets there first, so no request pays
+# for a checkpoint's fsync; this is the backstop for processes that do not run it.
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
 READ_ONLY = "retargeting_read_only"  # execution option: a SQLite reader that never takes the lock
 
 
@@ -41,6 +49,7 @@ def _sqlite_engine(database_url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -52,3 +61,38 @@ def _sqlite_engine(database_url: str) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """`engine.begin()` for the hot writers (ingest, claims, write-backs).
+
+    SQLite has one writer at a time, and a thread that finds the lock taken sleeps in SQLite's
+    busy handler in growing steps, so the lock sits idle between holders. The threads of one
+    process therefore queue on a Python lock instead, which wakes the next one the moment the
+    commit is done. PostgreSQL writes concurrently: no lock there.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
+    with lock, engine.begin() as conn:
+        yield conn
+
+
+def checkpoint(engine: Engine) -> None:
+    """Move the SQLite WAL into the database file without blocking readers or writers."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        # On the driver's connection, outside SQLAlchemy's transaction: a checkpoint inside an
+        # open transaction could not pass that transaction's own snapshot.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -136,6 +136,12 @@ def mark_expired(conn: Connection, ids: Iterable[int], *, worker_id: str, now: f
     )
 
 
+# Pending means not finished: every terminal status sets `finished_at`. Spelt this way for the
+# id-list updates because SQLite, given `status = 'pending'`, walks the status index over every
+# pending row (25-40 ms per 1,000 ids with 200,000 waiting) instead of looking the ids up.
+_STILL_PENDING = t.c.finished_at.is_(None)
+
+
 def _finish(
     conn: Connection,
     ids: Iterable[int],
@@ -152,7 +158,7 @@ def _finish(
         return 0
     names = conn.execute(
         update(t)
-        .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, t.c.status == PENDING)
+        .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, _STILL_PENDING)
         .values(
             status=status,
             attempts=t.c.attempts + (0 if status == EXPIRED else 1),
@@ -224,7 +230,7 @@ def release(conn: Connection, ids: Iterable[int], *, worker_id: str, now: float)
         return 0
     result = conn.execute(
         update(t)
-        .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, t.c.status == PENDING)
+        .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, _STILL_PENDING)
         .values(next_attempt_at=now, claimed_by=None)
     )
     return int(result.rowcount)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from retargeting.db import outbox, settings_store
+from retargeting.db.engine import writing
 from retargeting.db.outbox import ClaimedEvent, Retry
 from retargeting.domain import delivery
 from retargeting.domain.delivery import Concurrency, Disposition, GraphError
@@ -156,7 +157,7 @@ class Dispatcher:
         return len(rows)
 
     def _claim(self, now: float) -> list[ClaimedEvent]:
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             return outbox.claim(
                 conn,
                 worker_id=self._worker_id,
@@ -340,7 +341,7 @@ class Dispatcher:
         raise AssertionError("unreachable")
 
     def _in_transaction(self, operation: Callable[[Connection], T]) -> T:
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             return operation(conn)
 
     async def _maintain(self, stop: asyncio.Event) -> None:

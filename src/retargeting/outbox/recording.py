@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from retargeting.db import interactions as interaction_rows
 from retargeting.db import orgs, outbox
+from retargeting.db.engine import writing
 from retargeting.domain.events import Interaction, InteractionKind, QueuedEvent, events_for
 from retargeting.domain.pixel import PixelState
 
@@ -60,7 +61,7 @@ def record_many(
     is left out (its outcome says which ids) without failing the others.
     """
     try:
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             if len(submissions) == 1:
                 outcomes: list[UnknownOrganizations | None] = [None]
             else:
