@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.include_router(routes_ingest.events_router)  # first: the hot path matches at once
     app.include_router(routes_auth.router)
     app.include_router(routes_ingest.router)
     app.include_router(routes_platform.router)

@@ -19,6 +19,7 @@ from retargeting.runtime import Runtime
 from retargeting.services import organizations
 from retargeting.web import deps, errors
 from retargeting.web.errors import Loc
+from retargeting.web.ingest_route import IngestRoute
 from retargeting.web.schemas import (
     AcceptedOut,
     BatchIn,
@@ -28,11 +29,22 @@ from retargeting.web.schemas import (
     WidgetViewIn,
 )
 
+_UNAUTHORIZED: dict[int | str, dict[str, object]] = {
+    401: {"description": "Missing, invalid or revoked ingest API key"}
+}
 router = APIRouter(
     prefix="/api/v1",
     tags=["ingest"],
     dependencies=[Depends(deps.require_ingest_key)],
-    responses={401: {"description": "Missing, invalid or revoked ingest API key"}},
+    responses=_UNAUTHORIZED,
+)
+# The event endpoints: the same key check, run by `IngestRoute` itself on the hot path.
+events_router = APIRouter(
+    prefix="/api/v1",
+    tags=["ingest"],
+    dependencies=[Depends(deps.require_ingest_key)],
+    responses=_UNAUTHORIZED,
+    route_class=IngestRoute,
 )
 
 _EVENT_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -60,7 +72,7 @@ def put_organization(
     return OrganizationOut.of(org)
 
 
-@router.post(
+@events_router.post(
     "/events/widget-view", status_code=status.HTTP_202_ACCEPTED, responses=_EVENT_RESPONSES
 )
 async def widget_view(body: WidgetViewIn, runtime: deps.RuntimeDep) -> AcceptedOut:
@@ -68,7 +80,7 @@ async def widget_view(body: WidgetViewIn, runtime: deps.RuntimeDep) -> AcceptedO
     return await _record(runtime, [body], lambda _: ("body", "organization_id"))
 
 
-@router.post(
+@events_router.post(
     "/events/call-started", status_code=status.HTTP_202_ACCEPTED, responses=_EVENT_RESPONSES
 )
 async def call_started(body: CallStartedIn, runtime: deps.RuntimeDep) -> AcceptedOut:
@@ -76,7 +88,9 @@ async def call_started(body: CallStartedIn, runtime: deps.RuntimeDep) -> Accepte
     return await _record(runtime, [body], lambda _: ("body", "organization_id"))
 
 
-@router.post("/events/batch", status_code=status.HTTP_202_ACCEPTED, responses=_EVENT_RESPONSES)
+@events_router.post(
+    "/events/batch", status_code=status.HTTP_202_ACCEPTED, responses=_EVENT_RESPONSES
+)
 async def batch(body: BatchIn, runtime: deps.RuntimeDep) -> AcceptedOut:
     """Record up to 1,000 interactions in one transaction: all of them, or none (422)."""
     return await _record(runtime, body.events, lambda i: ("body", "events", i, "organization_id"))
