@@ -46,23 +46,29 @@ LIMITS = """
 here with `--no-worker`, so delivery's CPU does not pollute the ingest figures (the end-to-end
 benchmark measures both together), and with `--no-access-log`, as a busy deployment would run
 it (the default access log cost another 5-25% of the single-event rate here). Every request is
-answered only after the SQLite commit that holds its rows (WAL, synchronous=NORMAL). The load
-generator (`bench.load`) runs in its own process and each figure prints its CPU share (under
-10%) beside serve's: at saturation serve uses ~95-100% of one core, so the single-event figures
-are one core's worth of Python per request. py-spy on serve at saturation puts about 60% of the
-GIL-holding time in the ASGI path (uvicorn, eight middleware layers, FastAPI routing; FastAPI's
-dependency solving alone about 20%), under 10% in the transaction itself; at the steady
-1,000/s, where few requests share a commit, serve spent more CPU per request than at saturation
-and sat near one full core, so the p99 is queueing behind that busy core. For batches, JSON parsing
-and pydantic validation (~20 us an event) and the inserts (pageview, outbox row with its
-serialised payload, counters) share the same core. On this 2-core machine the generator, the
-server and other work share two cores, so absolute figures are noisy; "requests per serve
-CPU-second" is the steadier number. The physical limit for single events is the one core an
-event loop can use (more `serve` processes behind a balancer would each add one, all sharing
-SQLite's single writer); for batches it is that single writer. The spec's design records the
-view and then awaits the Conversions API call inside the request, so its latency is Meta's
-round trip (50 ms at the stand-in, measured through it in the same run) plus the recording, and
-each connection carries at most one request per round trip.
+answered only after the SQLite commit that holds its rows (WAL, synchronous=NORMAL); requests
+that arrive together share one commit (`outbox/group_commit.py`). The load generator
+(`bench.load`) runs in its own process and each figure prints its CPU share (about 10%) beside
+serve's: serve uses one full core, so the single-event figures are one core's worth of Python
+per request. Two rounds of profiling (py-spy on serve) moved the figures so far. First, FastAPI's
+generic per-request machinery cost more than the work: an in-process ASGI loop spent 590 us of
+CPU per widget view; the event endpoints now run on `web/ingest_route.py` (FastAPI's contract and
+OpenAPI from the signature, a handler specialised for one key check, one body model and one JSON
+answer), 200 us in the same loop, and the steady-1,000/s p99 fell from 110 ms to about 15 ms.
+Second, the group commit (one transaction for many requests). What is left at saturation is
+spread thin: uvicorn's protocol and socket writes (~15% of GIL samples), eight ASGI middleware
+layers each wrapping `send` (~15%), Starlette's `Request`, pydantic validation (~8%), the
+transaction (~10%). Reaching 3,000 requests/s on one core needs about 330 us per request all
+told; the next steps are a middleware stack that the event routes skip (the session cookie and
+CSRF layers serve only the page) and, past one core, more `serve` processes behind one port
+(SO_REUSEPORT), which SQLite's single writer would then bound. For batches, pydantic validation
+(~20 us an event, the IP and URL validators in Python) and the inserts (SQLAlchemy parameter
+building for the pageview and outbox rows) share the same core: about 70 us an event, 14,000
+events/s; 50,000/s needs validation in pydantic-core alone and inserts through the driver's
+`executemany`. The spec's design records the view and then awaits the Conversions API call
+inside the request, so its latency is Meta's round trip (50 ms at the stand-in, measured through
+it in the same run) plus the recording, and each connection carries at most one request per
+round trip.
 """
 
 NAME = "ingest"
