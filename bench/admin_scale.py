@@ -31,7 +31,16 @@ import httpx
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 
-from bench.common import CLI, ROOT, Figure, at_most, percentile, service_env, wait_until
+from bench.common import (
+    CLI,
+    ROOT,
+    Figure,
+    at_most,
+    percentile,
+    service_env,
+    stop,
+    wait_until,
+)
 from retargeting.db import migrate, orgs
 from retargeting.db.engine import READ_ONLY, make_engine
 from retargeting.services import credentials
@@ -370,12 +379,7 @@ def served(url: str) -> Iterator[str]:
             wait_until(healthy, 60, "the service to answer /healthz", poll=0.1)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop(process)
 
 
 def superadmin_token(url: str) -> str:

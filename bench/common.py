@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -115,12 +116,7 @@ def stand_in(latency_ms: float = DEFAULT_LATENCY_MS) -> Iterator[StandIn]:
             raise RuntimeError("the Graph stand-in did not start")
         yield StandIn(url, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @contextlib.contextmanager
@@ -141,6 +137,23 @@ def service_env(database_url: str, graph_url: str, **extra: str) -> dict[str, st
         "RETARGETING_GRAPH_API_URL": graph_url,
         **extra,
     }
+
+
+STOP_GRACE_SECONDS = 15.0
+
+
+def stop(*processes: subprocess.Popen[Any]) -> None:
+    """SIGTERM them all, then SIGKILL whatever outlives the grace period."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -39,7 +39,6 @@ ORG = "bench-org"
 CHUNK = 1000  # interactions per recording transaction while filling the outbox
 DELIVERY_TIMEOUT_SECONDS = 180.0
 POLL_SECONDS = 0.005
-STOP_GRACE_SECONDS = 15.0
 API_VERSION = "v25.0"
 RSS_TARGET_MB = 150.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -155,7 +154,7 @@ def worker_throughput(database_url: str, graph: common.StandIn, total: int) -> W
             tail = log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"delivery failed; worker log tail:\n{tail}") from exc
         finally:
-            stop(worker)
+            common.stop(worker)
     events = last.received - first.received
     return WorkerRun(
         events_per_second=events / (last.at - first.at),
@@ -195,17 +194,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process, all threads, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after a grace period."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- the designs it replaces ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from bench.common import (
     scratch_database,
     service_env,
     stand_in,
+    stop,
 )
 from retargeting.db.engine import make_engine
 from retargeting.db.tables import outbox_events, widget_pageviews
@@ -80,7 +81,6 @@ BATCH = "/api/v1/events/batch"
 ADMIN = "/api/v1/platform/retargeting"
 BATCH_SIZE = 1000
 START_TIMEOUT_SECONDS = 30.0
-STOP_GRACE_SECONDS = 15.0
 
 
 def org_id(index: int) -> str:
@@ -164,12 +164,7 @@ def service(
             _set_up_world(url, admin_token, api_key)
             yield Service(url, port, process.pid, api_key)
         finally:
-            process.terminate()
-            try:
-                process.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def _credentials(database_url: str) -> tuple[str, str]:

@@ -41,7 +41,6 @@ SPEC_CACHE_SECONDS = 300.0
 QUIET_SECONDS = 1.0  # no request for this long, with events pending: the worker has stopped
 GIVE_UP_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 60.0
-STOP_GRACE_SECONDS = 15.0
 BUSY_SECONDS = 0.3  # before each change, every worker sent a request this recently
 ASK_EVERY_SECONDS = 0.01  # widget views while waiting for the server to obey
 ARRIVAL_CHECK_SECONDS = 0.005
@@ -177,7 +176,7 @@ def start_cluster(
         with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
             yield Cluster(server, processes[:WORKERS], client)
     finally:
-        stop(processes)
+        common.stop(*processes)
 
 
 def spawn(arguments: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -185,20 +184,6 @@ def spawn(arguments: list[str], env: dict[str, str], log_path: Path) -> subproce
         return subprocess.Popen(
             [common.CLI, *arguments], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM all, then SIGKILL whatever outlives the grace period."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for process in processes:
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ from retargeting.db import orgs, settings_store
 from retargeting.domain.events import Interaction, InteractionKind
 from retargeting.domain.pixel import PixelSettings
 from retargeting.security import TokenCipher
+from retargeting.services import credentials
 
 PIXEL_ID = "1234567890"
 ACCESS_TOKEN = "EAAtestaccesstoken0123456789abcdefWXYZ"
@@ -63,3 +64,14 @@ def make_interaction(**overrides: Any) -> Interaction:
     if defaults["kind"] is InteractionKind.CALL_STARTED:
         defaults.setdefault("call_id", "call-1")
     return Interaction(**defaults)
+
+
+def make_superadmin_and_key(engine: Engine, email: str = "sa@example.com") -> tuple[str, str]:
+    """A superadmin's personal access token and a platform ingest key, as (token, key) secrets."""
+    now = time.time()
+    credentials.create_user(
+        engine, email=email, password="a long password!", is_superadmin=True, now=now
+    )
+    token = credentials.create_token(engine, email=email, name="tests", expires_days=None, now=now)
+    key = credentials.create_api_key(engine, name="platform", now=now)
+    return token.secret, key.secret

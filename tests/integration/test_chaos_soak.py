@@ -28,8 +28,7 @@ from sqlalchemy.engine import make_url
 
 from retargeting.db.engine import make_engine
 from retargeting.db.tables import outbox_events
-from retargeting.services import credentials
-from tests.factories import ACCESS_TOKEN, PIXEL_ID, TEST_KEY
+from tests.factories import ACCESS_TOKEN, PIXEL_ID, TEST_KEY, make_superadmin_and_key
 from tests.fakes.graph_faults import chaos_faults
 from tests.fakes.graph_stand_in import GraphStandIn
 from tests.support import soak
@@ -57,16 +56,10 @@ def outbox_by_status(engine: Engine) -> dict[str, int]:
 @pytest.fixture
 def admin_and_key(database_url: str) -> tuple[str, str]:
     engine = make_engine(database_url)
-    now = time.time()
-    credentials.create_user(
-        engine, email="sa@example.com", password="a long password!", is_superadmin=True, now=now
-    )
-    token = credentials.create_token(
-        engine, email="sa@example.com", name="soak", expires_days=None, now=now
-    )
-    key = credentials.create_api_key(engine, name="soak-platform", now=now)
-    engine.dispose()
-    return token.secret, key.secret
+    try:
+        return make_superadmin_and_key(engine)
+    finally:
+        engine.dispose()
 
 
 def set_up_world(base_url: str, admin_token: str, api_key: str) -> None:

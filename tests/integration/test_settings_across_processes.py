@@ -30,7 +30,6 @@ from retargeting.db.engine import make_engine
 from retargeting.db.tables import outbox_events
 from retargeting.domain.pixel import PixelState
 from retargeting.outbox import recording
-from retargeting.services import credentials
 from tests.factories import (
     ACCESS_TOKEN,
     PIXEL_ID,
@@ -38,6 +37,7 @@ from tests.factories import (
     make_interaction,
     make_org,
     make_pixel,
+    make_superadmin_and_key,
 )
 from tests.fakes.graph_stand_in import GraphStandIn
 from tests.support.figures import Figures
@@ -250,14 +250,7 @@ def test_a_change_in_one_process_is_obeyed_by_every_other_within_2_seconds(
 
 def start_cluster(stack: ExitStack, engine: Engine, database_url: str, tmp_path: Path) -> Cluster:
     """Superadmin, keys, an active pixel and two organizations; then six processes at once."""
-    now = time.time()
-    credentials.create_user(
-        engine, email="sa@example.com", password="a long password!", is_superadmin=True, now=now
-    )
-    token = credentials.create_token(
-        engine, email="sa@example.com", name="issue-4", expires_days=None, now=now
-    )
-    key = credentials.create_api_key(engine, name="widget-server", now=now)
+    token, key = make_superadmin_and_key(engine)
     make_org(engine, ORG)
     make_org(engine, STEADY_ORG)
     make_pixel(engine)
@@ -305,8 +298,8 @@ def start_cluster(stack: ExitStack, engine: Engine, database_url: str, tmp_path:
         return stack.enter_context(httpx.Client(base_url=url, headers=headers, timeout=15))
 
     cluster = Cluster(
-        admin=client(servers[0].url, token.secret),
-        platforms=[client(server.url, key.secret) for server in servers],
+        admin=client(servers[0].url, token),
+        platforms=[client(server.url, key) for server in servers],
         workers=workers,
         arrivals=arrivals,
         engine=engine,
