@@ -63,6 +63,9 @@ def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
         version=__version__,
         summary="Widget views and call starts, delivered to Meta's Conversions API.",
         lifespan=lifespan,
+        # Metrics are Prometheus' (/metrics); FastAPI's native OpenTelemetry would otherwise ask
+        # its providers on every request whether anyone is listening.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     # The event endpoints go straight into the app's route table, first: include_router would wrap
