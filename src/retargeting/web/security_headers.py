@@ -6,7 +6,6 @@ The interactive API docs (/docs, /redoc) load their own scripts and are left wit
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
@@ -21,6 +20,8 @@ _ALWAYS = (
     ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
 )
 _DOCS_PATHS = ("/docs", "/redoc")
+_WITHOUT_POLICY = tuple((name.encode(), value.encode()) for name, value in _ALWAYS)
+_WITH_POLICY = (*_WITHOUT_POLICY, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
 
 
 class SecurityHeaders:
@@ -33,13 +34,15 @@ class SecurityHeaders:
             return
         with_policy = not str(scope.get("path", "")).startswith(_DOCS_PATHS)
 
+        extra = _WITH_POLICY if with_policy else _WITHOUT_POLICY
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _ALWAYS:
-                    headers.setdefault(name, value)
-                if with_policy:
-                    headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
+                # Raw (name, value) pairs, added unless the handler set its own: this runs on
+                # every answer, the ingest hot path included.
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [pair for pair in extra if pair[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
