@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from retargeting.db import migrate
+from tests.support import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "retargeting")
@@ -139,21 +140,9 @@ def service_env(database_url: str, graph_url: str, **extra: str) -> dict[str, st
     }
 
 
-STOP_GRACE_SECONDS = 15.0
-
-
 def stop(*processes: subprocess.Popen[Any]) -> None:
     """SIGTERM them all, then SIGKILL whatever outlives the grace period."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for process in processes:
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    live_server.stop(processes)
 
 
 def peak_rss_mb(pid: int) -> float:

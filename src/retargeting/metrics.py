@@ -45,6 +45,12 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0),
             registry=r,
         )
+        self.ingest_commit_requests = Histogram(
+            "retargeting_ingest_commit_requests",
+            "Ingest requests answered by one commit (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.in_flight_limit = Gauge(
             "retargeting_in_flight_limit", "Requests the dispatcher may have in flight", registry=r
         )

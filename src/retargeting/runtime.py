@@ -68,7 +68,7 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         worker_id=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
         signing_key=security.derive_key(secret_key, "browser sessions"),
-        committer=GroupCommitter(engine),
+        committer=GroupCommitter(engine, metrics.ingest_commit_requests.observe),
     )
     metrics.watch_queue_depth(runtime.queue_depth)
     return runtime

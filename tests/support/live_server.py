@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,7 +57,7 @@ def spawn(
         )
 
 
-def stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+def stop(processes: Sequence[subprocess.Popen[Any]]) -> None:
     """SIGTERM all at once, wait for each, SIGKILL what is still running after the grace."""
     for process in processes:
         if process.poll() is None:

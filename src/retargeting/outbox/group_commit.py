@@ -15,7 +15,7 @@ import asyncio
 import collections
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
@@ -36,12 +36,13 @@ class _Waiting:
 class GroupCommitter:
     """One writer task per process; `record` is what the ingest handlers await."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, on_commit: Callable[[int], None] = lambda size: None
+    ) -> None:
         self._engine = engine
+        self._on_commit = on_commit  # told how many requests each commit answered (metrics)
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._wakeup: asyncio.Event | None = None
-        self.commits = 0  # for tests and metrics: how many transactions served how many requests
-        self.submissions = 0
 
     async def record(
         self, interactions: Sequence[Interaction], pixel_state: PixelState
@@ -95,8 +96,7 @@ class GroupCommitter:
                 if not waiting.answer.done():
                     waiting.answer.set_exception(exc)
             return
-        self.commits += 1
-        self.submissions += len(group)
+        self._on_commit(len(group))
         for waiting, outcome in zip(group, outcomes, strict=True):
             if waiting.answer.done():  # the caller went away (client disconnected)
                 continue
