@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import subprocess
 import tempfile
@@ -18,11 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
-import requests
-from requests.adapters import HTTPAdapter
 
 from bench import common
 from bench.common import Figure
@@ -66,10 +62,9 @@ The spec's design and the SDK's `EventRequest.execute()` are limited by latency 
 per 50 ms round trip, 20 events/s at most. The SDK's `BatchProcessor` sends 50 events per request
 but awaits each request before the next despite `concurrent_requests=4` (its generator loops
 `await event_request.execute()`), and opens a new aiohttp session (a new TCP connection and a
-freshly loaded CA bundle) per request, so it cannot exceed 50 / 50 ms = 1,000 events/s. The
-synchronous SDK's requests pass through a small transport adapter that moves the access token
-from the URL query into the body and decodes its string-encoded events: the stand-in accepts
-neither, though Meta accepts both (see `StandInWireFormat`). Worker RSS is bounded by the batches
+freshly loaded CA bundle) per request, so it cannot exceed 50 / 50 ms = 1,000 events/s. Both SDK
+paths send unmodified requests (the token in the URL query, events as JSON strings), which the
+stand-in accepts as Meta does. Worker RSS is bounded by the batches
 in flight (8 x 1,000 claimed rows and their bodies), not by the outbox size.
 """
 
@@ -232,8 +227,7 @@ def sdk_execute_sender(graph_url: str) -> Callable[[list[int]], None]:
 
     def send(numbers: list[int]) -> None:
         events = [sdk_event(number) for number in numbers]
-        with sdk_pointed_at(graph_url) as api:
-            api._session.requests.mount("http://", StandInWireFormat())
+        with sdk_pointed_at(graph_url):
             for event in events:
                 response = EventRequest(events=[event], pixel_id=common.PIXEL_ID).execute()
                 if response.events_received != 1:
@@ -274,32 +268,6 @@ def sdk_pointed_at(graph_url: str) -> Iterator[Any]:
         yield FacebookAdsApi.init(access_token=common.TOKEN, crash_log=False)
     finally:
         FacebookSession.GRAPH = saved
-
-
-class StandInWireFormat(HTTPAdapter):
-    """Re-spells the synchronous SDK's request in the form the stand-in parses; same content.
-
-    The SDK puts the access token in the URL query (its `requests.Session` carries it as a
-    default parameter) and sends `data` as a JSON array of JSON-encoded *strings*, one per event
-    (`EventRequest.normalize` dumps each event, then `_top_level_param_json_encode` dumps the
-    list). Meta accepts both; the stand-in reads the token from the body only and wants `data`
-    to hold objects, so unmodified it answers 190 "An access token is required". This adapter
-    moves the token into the form body and decodes each event string: microseconds against a
-    50 ms round trip, and the SDK still builds, encodes and sends every request itself.
-    """
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        parts = urlsplit(request.url or "")
-        query = parse_qsl(parts.query)
-        body = request.body
-        text = body.decode() if isinstance(body, bytes) else str(body or "")
-        fields = dict(parse_qsl(text))
-        fields["data"] = json.dumps([json.loads(item) for item in json.loads(fields["data"])])
-        fields.update((key, value) for key, value in query if key == "access_token")
-        kept = urlencode([(key, value) for key, value in query if key != "access_token"])
-        request.url = urlunsplit(parts._replace(query=kept))
-        request.prepare_body(fields, None)
-        return super().send(request, **kwargs)
 
 
 # -- events ----------------------------------------------------------------------------------------

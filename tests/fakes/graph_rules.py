@@ -8,6 +8,7 @@ would send, or None. Subcodes 33, 2804003 and 2804050 are Meta's; 2804019 is the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import re
@@ -141,6 +142,18 @@ def parse_body(content_type: str, raw: bytes) -> dict[str, Any] | MetaError:
     if not isinstance(params, dict):
         return MetaError(100, "(#100) The request body must be a JSON object")
     return params
+
+
+def decoded_events(data: list[Any]) -> list[Any]:
+    """Events as objects. Meta also takes each event as a JSON-encoded string, which is how the
+    official SDK sends them; a string that is not a JSON object stays as it is (and is refused)."""
+    events: list[Any] = []
+    for event in data:
+        if isinstance(event, str):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                event = orjson.loads(event)
+        events.append(event)
+    return events
 
 
 def data_problem(data: object) -> MetaError | None:

@@ -288,8 +288,10 @@ class GraphStandIn:
             answer = params if isinstance(params, MetaError) else None
             if isinstance(params, dict):
                 data, code = params.get("data"), params.get("test_event_code")
-                events = data if isinstance(data, list) else []
+                events = graph_rules.decoded_events(data) if isinstance(data, list) else []
+                params["data"] = events if isinstance(data, list) else data
                 test_event_code = code if isinstance(code, str) and code else None
+                params.setdefault("access_token", request.query_params.get("access_token"))
                 answer = self._check(request.path_params["version"], pixel_id, params, events)
             status = 200 if answer is None else answer.status
         trace = secrets.token_urlsafe(12)

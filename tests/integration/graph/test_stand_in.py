@@ -268,6 +268,22 @@ async def test_a_token_in_the_url_is_recorded_as_a_violation(stand_in: GraphStan
     stand_in.reset()
 
 
+async def test_the_official_sdks_request_shape_is_accepted(stand_in: GraphStandIn) -> None:
+    """The SDK sends the token in the query and each event as a JSON string; Meta takes both."""
+    stand_in.reset()
+    form = {"data": orjson.dumps([orjson.dumps(event()).decode()]).decode()}
+    async with httpx.AsyncClient(base_url=stand_in.url) as http:
+        answer = await http.post(
+            f"/{VERSION}/{PIXEL}/events", params={"access_token": TOKEN}, data=form
+        )
+        refused = await http.post(f"/{VERSION}/{PIXEL}/events", data=form)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["events_received"] == 1
+    assert refused.status_code == 400  # no token anywhere
+    assert stand_in.violations[0].startswith("access_token in the URL query")
+    stand_in.reset()
+
+
 @pytest.mark.parametrize("path", ["/v25/1234567890/events", "/v25.0/me/adaccounts"])
 async def test_unknown_paths_answer_like_meta(graph: GraphStandIn, path: str) -> None:
     async with httpx.AsyncClient(base_url=graph.url) as http:
