@@ -21,8 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine
 
 from retargeting.db import migrate
+from retargeting.domain.events import Interaction
+from retargeting.security import TokenCipher
+from retargeting.services import pixel_settings
+from tests.factories import make_interaction
 from tests.support import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,6 +148,31 @@ def service_env(database_url: str, graph_url: str, **extra: str) -> dict[str, st
 def stop(*processes: subprocess.Popen[Any]) -> None:
     """SIGTERM them all, then SIGKILL whatever outlives the grace period."""
     live_server.stop(processes)
+
+
+BENCH_ORG = "bench-org"
+
+
+def widget_view(visitor: str, event_time: int) -> Interaction:
+    """A valid widget view of the benchmarks' organization (the tests' factory, one org)."""
+    return make_interaction(
+        organization_id=BENCH_ORG,
+        visitor_id=visitor,
+        client_user_agent="Mozilla/5.0 (X11; Linux x86_64) Bench",
+        event_time=event_time,
+    )
+
+
+def save_pixel(engine: Engine, *, enabled: bool) -> float:
+    """Save the pixel (matching the stand-in) as the admin page would; returns when (monotonic)."""
+    pixel_settings.update_pixel(
+        engine,
+        TokenCipher(BENCH_SECRET_KEY),
+        actor="bench",
+        update=pixel_settings.PixelUpdate(pixel_id=PIXEL_ID, enabled=enabled, access_token=TOKEN),
+        now=time.time(),
+    )
+    return time.monotonic()
 
 
 def peak_rss_mb(pid: int) -> float:

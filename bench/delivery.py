@@ -23,15 +23,14 @@ import httpx
 from bench import common
 from bench.common import Figure
 from retargeting.db.engine import make_engine
-from retargeting.domain.events import Interaction, InteractionKind, build_payload
+from retargeting.domain.events import build_payload
 from retargeting.domain.pixel import PixelState
 from retargeting.outbox import recording
-from retargeting.security import TokenCipher
-from retargeting.services import organizations, pixel_settings
+from retargeting.services import organizations
 
 TITLE = "Delivery throughput: outbox to Meta"
 NAME = "delivery"
-ORG = "bench-org"
+ORG = common.BENCH_ORG
 CHUNK = 1000  # interactions per recording transaction while filling the outbox
 DELIVERY_TIMEOUT_SECONDS = 180.0
 POLL_SECONDS = 0.005
@@ -90,18 +89,13 @@ def fill_outbox(database_url: str, total: int) -> None:
     engine = make_engine(database_url)
     try:
         now = time.time()
-        pixel_settings.update_pixel(
-            engine,
-            TokenCipher(common.BENCH_SECRET_KEY),
-            actor="bench",
-            update=pixel_settings.PixelUpdate(
-                pixel_id=common.PIXEL_ID, enabled=True, access_token=common.TOKEN
-            ),
-            now=now,
-        )
+        common.save_pixel(engine, enabled=True)
         organizations.upsert(engine, org_id=ORG, name="Bench", status="active", now=now)
         for start in range(0, total, CHUNK):
-            views = [interaction(i, int(now)) for i in range(start, min(total, start + CHUNK))]
+            views = [
+                common.widget_view(f"visitor-{i}", int(now))
+                for i in range(start, min(total, start + CHUNK))
+            ]
             recording.record(engine, views, PixelState.ACTIVE, now)
     finally:
         engine.dispose()
@@ -273,21 +267,9 @@ def sdk_pointed_at(graph_url: str) -> Iterator[Any]:
 # -- events ----------------------------------------------------------------------------------------
 
 
-def interaction(number: int, now: int) -> Interaction:
-    return Interaction(
-        kind=InteractionKind.WIDGET_VIEW,
-        organization_id=ORG,
-        visitor_id=f"visitor-{number}",
-        page_url="https://customer.example/pricing",
-        client_ip_address="203.0.113.7",
-        client_user_agent="Mozilla/5.0 (X11; Linux x86_64) Bench",
-        event_time=now,
-    )
-
-
 def payload(number: int) -> dict[str, Any]:
     """The same event our outbox holds, as a dict for the designs that serialise per request."""
-    event = interaction(number, int(time.time()))
+    event = common.widget_view(f"visitor-{number}", int(time.time()))
     return build_payload(event, "GreetNow_WidgetView", f"bench-{number}")
 
 

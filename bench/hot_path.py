@@ -17,7 +17,7 @@ import orjson
 from bench import common
 from bench.common import Figure
 from retargeting.db.engine import make_engine
-from retargeting.domain.events import Interaction, InteractionKind, build_payload
+from retargeting.domain.events import build_payload
 from retargeting.domain.pixel import PixelState
 from retargeting.outbox import recording
 from retargeting.services import organizations
@@ -25,7 +25,7 @@ from retargeting.web.schemas import WidgetViewIn
 
 TITLE = "Hot path: recording a widget view"
 NAME = "hot_path"
-ORG = "bench-org"
+ORG = common.BENCH_ORG
 WARM_UP = 500
 TARGET_P99_MS = 1.0
 API_VERSION = "v25.0"
@@ -55,7 +55,9 @@ def run(quick: bool) -> list[Figure]:
         engine = make_engine(database_url)
         try:
             organizations.upsert(engine, org_id=ORG, name="Bench", status="active", now=time.time())
-            views = [interaction(n) for n in range(WARM_UP + calls)]
+            views = [
+                common.widget_view(f"visitor-{n}", int(time.time())) for n in range(WARM_UP + calls)
+            ]
             bodies = [orjson.dumps(widget_view_body(n)) for n in range(WARM_UP + calls)]
 
             def record(number: int) -> None:
@@ -95,18 +97,6 @@ def latencies_ms(call: Callable[[int], None], numbers: range) -> list[float]:
     return samples
 
 
-def interaction(number: int) -> Interaction:
-    return Interaction(
-        kind=InteractionKind.WIDGET_VIEW,
-        organization_id=ORG,
-        visitor_id=f"visitor-{number}",
-        page_url="https://customer.example/pricing",
-        client_ip_address="203.0.113.7",
-        client_user_agent="Mozilla/5.0 (X11; Linux x86_64) Bench",
-        event_time=int(time.time()),
-    )
-
-
 def widget_view_body(number: int) -> dict[str, object]:
     """What the platform's server POSTs to /api/v1/events/widget-view."""
     return {
@@ -120,7 +110,11 @@ def widget_view_body(number: int) -> dict[str, object]:
 
 
 def spec_payload(number: int) -> dict[str, object]:
-    return build_payload(interaction(number), "GreetNow_WidgetView", f"bench-{number}")
+    return build_payload(
+        common.widget_view(f"visitor-{number}", int(time.time())),
+        "GreetNow_WidgetView",
+        f"bench-{number}",
+    )
 
 
 def figures(recorded: list[float], validated: list[float], spec: list[float]) -> list[Figure]:

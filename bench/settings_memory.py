@@ -26,15 +26,13 @@ from sqlalchemy import Engine
 from bench import common
 from bench.common import Figure
 from retargeting.db.engine import make_engine
-from retargeting.domain.events import Interaction, InteractionKind
 from retargeting.domain.pixel import PixelState
 from retargeting.outbox import recording
-from retargeting.security import TokenCipher
-from retargeting.services import credentials, organizations, pixel_settings
+from retargeting.services import credentials, organizations
 
 TITLE = "Settings propagation across processes, and idle memory"
 NAME = "settings_memory"
-ORG = "bench-org"
+ORG = common.BENCH_ORG
 WORKERS = 2
 TARGET_SECONDS = 2.0
 SPEC_CACHE_SECONDS = 300.0
@@ -82,10 +80,10 @@ def run(quick: bool) -> list[Figure]:
         server_lag, worker_lag = [], []
         for _ in range(rounds):
             arrivals.wait_all_sending(cluster, GIVE_UP_SECONDS)
-            changed_at = set_pixel(engine, enabled=False)
+            changed_at = common.save_pixel(engine, enabled=False)
             server_lag.append(cluster.server_obeys(0, changed_at))
             worker_lag.append(arrivals.all_quiet(changed_at))
-            changed_at = set_pixel(engine, enabled=True)
+            changed_at = common.save_pixel(engine, enabled=True)
             cluster.server_obeys(1, changed_at)
         busy_worker = max(common.peak_rss_mb(w.pid) for w in cluster.workers)
         busy_server = common.peak_rss_mb(cluster.server.pid)
@@ -99,22 +97,8 @@ def prepare(engine: Engine) -> str:
     """An organization, an active pixel matching the stand-ins, and an ingest API key."""
     now = time.time()
     organizations.upsert(engine, org_id=ORG, name="Bench", status="active", now=now)
-    set_pixel(engine, enabled=True)
+    common.save_pixel(engine, enabled=True)
     return credentials.create_api_key(engine, name="bench", now=now).secret
-
-
-def set_pixel(engine: Engine, *, enabled: bool) -> float:
-    """Save the pixel as the admin page would; when the commit returned (monotonic)."""
-    pixel_settings.update_pixel(
-        engine,
-        TokenCipher(common.BENCH_SECRET_KEY),
-        actor="bench",
-        update=pixel_settings.PixelUpdate(
-            pixel_id=common.PIXEL_ID, enabled=enabled, access_token=common.TOKEN
-        ),
-        now=time.time(),
-    )
-    return time.monotonic()
 
 
 @dataclass
@@ -281,24 +265,14 @@ class Trickle(threading.Thread):
             if self._done.wait(TRICKLE_EVERY_SECONDS):
                 return
             now = time.time()
-            views = [interaction(f"steady-{batch}-{i}", int(now)) for i in range(TRICKLE_SIZE)]
+            views = [
+                common.widget_view(f"steady-{batch}-{i}", int(now)) for i in range(TRICKLE_SIZE)
+            ]
             try:
                 recording.record(self._engine, views, PixelState.ACTIVE, now)
             except Exception as exc:  # raised by __exit__, in the benchmark's thread
                 self.error = exc
                 return
-
-
-def interaction(visitor: str, now: int) -> Interaction:
-    return Interaction(
-        kind=InteractionKind.WIDGET_VIEW,
-        organization_id=ORG,
-        visitor_id=visitor,
-        page_url="https://customer.example/pricing",
-        client_ip_address="203.0.113.7",
-        client_user_agent="Mozilla/5.0 (X11; Linux x86_64) Bench",
-        event_time=now,
-    )
 
 
 # -- figures ---------------------------------------------------------------------------------------
