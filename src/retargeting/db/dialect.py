@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -23,3 +25,29 @@ def insert_or_update(
         for column, value in update.items()
     }
     conn.execute(stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=resolved))
+
+
+def insert_many(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """One driver-level executemany of positional rows, for the ingest hot path.
+
+    SQLAlchemy's per-row parameter processing for `conn.execute(insert(table), dicts)` cost
+    about 12 us a row, three times SQLite's own insert; the columns here need no type
+    conversion (text, integers, floats), so the rows go to the driver as they are.
+    """
+    if rows:
+        conn.exec_driver_sql(_insert_sql(conn.dialect, table, columns), rows)
+
+
+@functools.lru_cache(maxsize=64)  # a few tables per engine, a few engines per process
+def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    placeholders = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+    if dialect.paramstyle not in placeholders:
+        raise NotImplementedError(f"paramstyle {dialect.paramstyle} is not supported")
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(table.c[column].name) for column in columns)
+    marks = ", ".join([placeholders[dialect.paramstyle]] * len(columns))
+    table_name = dialect.identifier_preparer.format_table(table)
+    # Identifiers come from our own Table, quoted by the dialect; every value is a bound parameter.
+    return f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608

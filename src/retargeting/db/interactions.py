@@ -4,43 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
+from retargeting.db import dialect
 from retargeting.db.tables import call_logs, widget_pageviews
 from retargeting.domain.events import Interaction, InteractionKind, derive_event_id, sha256_hex
+
+_PAGEVIEW_COLUMNS = (
+    "organization_id",
+    "visitor_hash",
+    "page_url",
+    "event_id",
+    "occurred_at",
+    "created_at",
+)
+_CALL_COLUMNS = (
+    "organization_id",
+    "call_id",
+    "visitor_hash",
+    "page_url",
+    "occurred_at",
+    "created_at",
+)
 
 
 def insert_rows(conn: Connection, interactions: Sequence[Interaction], now: float) -> None:
     """One executemany per table; only the visitor's hash is stored, never the raw id."""
-    pageviews = [
-        {
-            "organization_id": i.organization_id,
-            "visitor_hash": sha256_hex(i.visitor_id),
-            "page_url": i.page_url,
-            "event_id": derive_event_id(i),
-            "occurred_at": i.event_time,
-            "created_at": now,
-        }
-        for i in interactions
-        if i.kind is InteractionKind.WIDGET_VIEW
-    ]
-    calls = [
-        {
-            "organization_id": i.organization_id,
-            "call_id": i.call_id or "",
-            "visitor_hash": sha256_hex(i.visitor_id),
-            "page_url": i.page_url,
-            "occurred_at": i.event_time,
-            "created_at": now,
-        }
-        for i in interactions
-        if i.kind is InteractionKind.CALL_STARTED
-    ]
-    if pageviews:
-        conn.execute(_INSERT_PAGEVIEW, pageviews)
-    if calls:
-        conn.execute(_INSERT_CALL, calls)
-
-
-_INSERT_PAGEVIEW = insert(widget_pageviews)
-_INSERT_CALL = insert(call_logs)
+    pageviews = []
+    calls = []
+    for i in interactions:
+        visitor_hash = sha256_hex(i.visitor_id)
+        if i.kind is InteractionKind.WIDGET_VIEW:
+            event_id = derive_event_id(i, visitor_hash)
+            row = (i.organization_id, visitor_hash, i.page_url, event_id, i.event_time, now)
+            pageviews.append(row)
+        else:
+            calls.append(
+                (i.organization_id, i.call_id or "", visitor_hash, i.page_url, i.event_time, now)
+            )
+    dialect.insert_many(conn, widget_pageviews, _PAGEVIEW_COLUMNS, pageviews)
+    dialect.insert_many(conn, call_logs, _CALL_COLUMNS, calls)

@@ -16,7 +16,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
     update,
 )
@@ -54,28 +53,38 @@ class Retry:
 
 def enqueue(conn: Connection, rows: Sequence[tuple[str, QueuedEvent]], now: float) -> None:
     """Insert (organization id, event) pairs in one executemany."""
-    if not rows:
-        return
-    conn.execute(
-        _INSERT,
+    dialect.insert_many(
+        conn,
+        t,
+        _ENQUEUED_COLUMNS,
         [
-            {
-                "organization_id": org_id,
-                "event_name": event.event_name,
-                "event_id": event.event_id,
-                "event_time": event.event_time,
-                "payload": event.payload.decode(),
-                "status": PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
+            (
+                org_id,
+                event.event_name,
+                event.event_id,
+                event.event_time,
+                event.payload.decode(),
+                PENDING,
+                0,
+                now,
+                now,
+            )
             for org_id, event in rows
         ],
     )
 
 
-_INSERT = insert(t)
+_ENQUEUED_COLUMNS = (
+    "organization_id",
+    "event_name",
+    "event_id",
+    "event_time",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
 
 
 def claim(

@@ -75,18 +75,19 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def derive_event_id(interaction: Interaction) -> str:
+def derive_event_id(interaction: Interaction, visitor_hash: str | None = None) -> str:
     """The caller's id when given; else one that is stable for the logical event.
 
     Widget views hash the hashed visitor id with the event time, so the id is stable across
     retries of the same report yet reveals nothing about the visitor; call events use the call id.
+    `visitor_hash` is `sha256_hex(interaction.visitor_id)` when the caller already has it.
     """
     if interaction.event_id:
         return interaction.event_id
     if interaction.kind is InteractionKind.CALL_STARTED and interaction.call_id:
         return f"gn_call_{interaction.call_id}"
-    digest = sha256_hex(f"{sha256_hex(interaction.visitor_id)}:{interaction.event_time}")
-    return f"gn_wv_{digest[:32]}"
+    hashed = visitor_hash or sha256_hex(interaction.visitor_id)
+    return f"gn_wv_{sha256_hex(f'{hashed}:{interaction.event_time}')[:32]}"
 
 
 def _custom_data(interaction: Interaction, event_name: str) -> dict[str, str]:
@@ -98,11 +99,13 @@ def _custom_data(interaction: Interaction, event_name: str) -> dict[str, str]:
     return data
 
 
-def build_payload(interaction: Interaction, event_name: str, event_id: str) -> dict[str, Any]:
+def build_payload(
+    interaction: Interaction, event_name: str, event_id: str, visitor_hash: str | None = None
+) -> dict[str, Any]:
     user_data: dict[str, str] = {
         "client_ip_address": interaction.client_ip_address,
         "client_user_agent": interaction.client_user_agent,
-        "external_id": sha256_hex(interaction.visitor_id),
+        "external_id": visitor_hash or sha256_hex(interaction.visitor_id),
     }
     if interaction.fbp:
         user_data["fbp"] = interaction.fbp
@@ -126,13 +129,14 @@ def events_for(
     names = event_names(interaction.kind, pixel_state, org_enabled)
     if not names:
         return []
-    event_id = derive_event_id(interaction)
+    visitor_hash = sha256_hex(interaction.visitor_id)  # once, not once per event
+    event_id = derive_event_id(interaction, visitor_hash)
     return [
         QueuedEvent(
             event_name=name,
             event_id=event_id,
             event_time=interaction.event_time,
-            payload=orjson.dumps(build_payload(interaction, name, event_id)),
+            payload=orjson.dumps(build_payload(interaction, name, event_id, visitor_hash)),
         )
         for name in names
     ]

@@ -183,8 +183,13 @@ class _InteractionIn(BaseModel):
             fbp=self.fbp,
             fbc=self.fbc,
             event_id=self.event_id,
-            call_id=getattr(self, "call_id", None),
+            call_id=self._call_id(),
         )
+
+    def _call_id(self) -> str | None:
+        # Not getattr(self, "call_id", None): a missing attribute on a pydantic model costs
+        # about 2 us (its __getattr__ fallback), a tenth of a batch event's whole budget.
+        return None
 
 
 class WidgetViewIn(_InteractionIn):
@@ -195,6 +200,9 @@ class CallStartedIn(_InteractionIn):
     kind: ClassVar[InteractionKind] = InteractionKind.CALL_STARTED
 
     call_id: CallId
+
+    def _call_id(self) -> str | None:
+        return self.call_id
 
 
 class BatchWidgetView(WidgetViewIn):
