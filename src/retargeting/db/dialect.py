@@ -6,7 +6,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy import Connection, CursorResult, Dialect, Executable, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -51,3 +51,25 @@ def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str
     table_name = dialect.identifier_preparer.format_table(table)
     # Identifiers come from our own Table, quoted by the dialect; every value is a bound parameter.
     return f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608
+
+
+def execute_prebuilt(
+    conn: Connection, statement: Executable, parameters: dict[str, Any]
+) -> CursorResult[Any]:
+    """Execute a module-level statement through the driver, compiled once per dialect.
+
+    For the few statements that run on every ingest commit: SQLAlchemy derives a cache key from
+    the statement's tree on each `execute`, which cost more than SQLite's work for one row.
+    The statement's parameters must need no type conversion (text, numbers).
+    """
+    sql, order = _compiled(conn.dialect, statement)
+    if order is None:
+        return conn.exec_driver_sql(sql, parameters)
+    return conn.exec_driver_sql(sql, tuple(parameters[name] for name in order))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(dialect: Dialect, statement: Executable) -> tuple[str, tuple[str, ...] | None]:
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    order = compiled.positiontup
+    return compiled.string, (tuple(order) if dialect.positional and order is not None else None)

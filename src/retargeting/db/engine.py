@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Pages in the WAL before a commit checkpoints it itself. The process's background checkpoint
@@ -67,14 +68,22 @@ _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKe
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
+class WriterBusy(Exception):
+    """Another writer holds SQLite's write lock, and the caller chose not to wait for it."""
+
+
 @contextlib.contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
+def writing(engine: Engine, *, wait: bool = True) -> Iterator[Connection]:
     """`engine.begin()` for the hot writers (ingest, claims, write-backs).
 
     SQLite has one writer at a time, and a thread that finds the lock taken sleeps in SQLite's
     busy handler in growing steps, so the lock sits idle between holders. The threads of one
     process therefore queue on a Python lock instead, which wakes the next one the moment the
     commit is done. PostgreSQL writes concurrently: no lock there.
+
+    With `wait=False` (SQLite only) it raises WriterBusy at once, before anything is written,
+    if a thread of this process or another process holds the write lock: for callers on the
+    event loop, which must never sit in SQLite's busy handler.
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
@@ -82,8 +91,34 @@ def writing(engine: Engine) -> Iterator[Connection]:
         return
     with _WRITE_LOCKS_GUARD:
         lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
-    with lock, engine.begin() as conn:
-        yield conn
+    if not lock.acquire(blocking=wait):
+        raise WriterBusy
+    try:
+        if wait:
+            with engine.begin() as conn:
+                yield conn
+        else:
+            with _without_waiting(engine) as conn:
+                yield conn
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _without_waiting(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout=0")
+        try:
+            try:
+                transaction = conn.begin()  # BEGIN IMMEDIATE: fails at once if the lock is held
+            except OperationalError as exc:
+                raise WriterBusy from exc
+            with transaction:
+                yield conn
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def checkpoint(engine: Engine) -> None:

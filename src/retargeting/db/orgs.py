@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, case, func, select, update
@@ -130,14 +129,6 @@ def counts(conn: Connection) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def existing_ids(conn: Connection, org_ids: Collection[str]) -> set[str]:
-    """Which of these organizations exist (a group commit checks every caller's before writing)."""
-    if not org_ids:
-        return set()
-    query = select(organizations.c.id).where(organizations.c.id.in_(sorted(org_ids)))
-    return set(conn.execute(query).scalars())
-
-
 def add_counts_returning_flags(
     conn: Connection, increments: dict[str, tuple[int, int]]
 ) -> dict[str, bool]:
@@ -150,8 +141,8 @@ def add_counts_returning_flags(
     flags: dict[str, bool] = {}
     for org_id in sorted(increments):
         pageviews, calls = increments[org_id]
-        row = conn.execute(
-            _ADD_COUNTS, {"org_id": org_id, "pageviews": pageviews, "calls": calls}
+        row = dialect.execute_prebuilt(
+            conn, _ADD_COUNTS, {"org_id": org_id, "pageviews": pageviews, "calls": calls}
         ).first()
         if row is not None:
             flags[org_id] = bool(row[0])

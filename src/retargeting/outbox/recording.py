@@ -52,30 +52,26 @@ def record(
 
 
 def record_many(
-    engine: Engine, submissions: Sequence[Submission], now: float
+    engine: Engine, submissions: Sequence[Submission], now: float, *, wait: bool = True
 ) -> list[Recorded | UnknownOrganizations]:
     """Record many callers' submissions in one transaction (group commit), each all-or-none.
 
     One commit for many requests is what lets a single SQLite file take thousands of events a
     second: the commit, not the rows, is the cost. A submission naming an unknown organization
-    is left out (its outcome says which ids) without failing the others.
+    is left out (its outcome says which ids) without failing the others. With `wait=False`
+    it raises `engine.WriterBusy`, having written nothing, when SQLite's writer is taken.
     """
     try:
-        with writing(engine) as conn:
-            if len(submissions) == 1:
-                outcomes: list[UnknownOrganizations | None] = [None]
-            else:
-                named = {i.organization_id for s in submissions for i in s.interactions}
-                known = orgs.existing_ids(conn, named)
-                outcomes = [_unknown_in(s, known) for s in submissions]
+        with writing(engine, wait=wait) as conn:
+            # The counter update doubles as the existence check: an unknown id updates nothing.
+            flags = orgs.add_counts_returning_flags(conn, _increments(submissions))
+            outcomes = [_unknown_in(submission, flags.keys()) for submission in submissions]
+            if outcomes[0] and len(submissions) == 1:
+                raise outcomes[0]  # roll back, tell the caller
+            refused = [s for s, unknown in zip(submissions, outcomes, strict=True) if unknown]
+            if refused:  # take back what they added to the organizations that do exist
+                orgs.add_counts_returning_flags(conn, _increments(refused, sign=-1))
             accepted = [s for s, unknown in zip(submissions, outcomes, strict=True) if not unknown]
-            flags = orgs.add_counts_returning_flags(conn, _increments(accepted))
-            for submission in accepted:
-                unknown = _unknown_in(submission, flags.keys())
-                if unknown and len(submissions) == 1:
-                    raise unknown  # the counter update found it: roll back, tell the caller
-                if unknown:  # organizations are never deleted, so this cannot happen
-                    raise RuntimeError(f"organizations vanished mid-transaction: {unknown}")
             recorded = iter(_write(conn, accepted, flags, now))
     except UnknownOrganizations as unknown:
         return [unknown]
@@ -87,12 +83,12 @@ def _unknown_in(submission: Submission, known: Collection[str]) -> UnknownOrgani
     return UnknownOrganizations(unknown) if unknown else None
 
 
-def _increments(submissions: Sequence[Submission]) -> dict[str, tuple[int, int]]:
+def _increments(submissions: Sequence[Submission], sign: int = 1) -> dict[str, tuple[int, int]]:
     increments: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for submission in submissions:
         for interaction in submission.interactions:
             slot = 0 if interaction.kind is InteractionKind.WIDGET_VIEW else 1
-            increments[interaction.organization_id][slot] += 1
+            increments[interaction.organization_id][slot] += sign
     return {org_id: (pageviews, calls) for org_id, (pageviews, calls) in increments.items()}
 
 

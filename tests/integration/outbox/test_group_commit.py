@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -125,3 +126,34 @@ async def test_waiting_requests_are_committed_before_the_writer_stops(engine: En
 async def test_record_refuses_while_not_running(engine: Engine) -> None:
     with pytest.raises(RuntimeError, match="not running"):
         await GroupCommitter(engine).record([make_interaction()], PixelState.ACTIVE)
+
+
+async def test_the_event_loop_never_waits_for_a_writer_in_another_process(
+    engine: Engine,
+) -> None:
+    """Small groups commit on the loop only when SQLite's writer is free; else on a thread."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL writes concurrently: there is no writer lock to wait for")
+    make_org(engine, "org-1")
+    committer = GroupCommitter(engine)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(committer.run(stop))
+    other = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        request = asyncio.create_task(
+            committer.record([make_interaction(visitor_id="v")], PixelState.ACTIVE)
+        )
+        ticks = 0
+        while ticks < 20:  # the loop keeps turning while the request waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not request.done()
+        other.execute("ROLLBACK")
+        recorded = await asyncio.wait_for(request, 10)
+    finally:
+        other.close()
+        stop.set()
+        await writer
+    assert recorded.interactions == 1
+    assert count(engine, widget_pageviews) == 1

@@ -1,0 +1,101 @@
+"""The SQLite writer lock: threads queue on it, and an event-loop caller can refuse to wait."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from retargeting.db.engine import SQLITE_BUSY_TIMEOUT_MS, WriterBusy, make_engine, writing
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
+    path = tmp_path / "writing.sqlite3"
+    path.write_bytes(sqlite_template.read_bytes())
+    engine = make_engine(f"sqlite:///{path}")
+    yield engine
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def another_process_writing(engine: Engine) -> Iterator[None]:
+    """What another process's open write transaction looks like to this one: a held lock."""
+    other = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_without_waiting_it_writes_when_the_writer_is_free(sqlite_engine: Engine) -> None:
+    with writing(sqlite_engine, wait=False) as conn:
+        conn.execute(text("UPDATE settings_revision SET revision = revision"))
+        busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+    assert busy_timeout == 0  # inside: a held lock would have failed BEGIN at once
+
+
+def test_a_thread_of_this_process_writing_makes_it_refuse(sqlite_engine: Engine) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with writing(sqlite_engine):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(WriterBusy), writing(sqlite_engine, wait=False):
+            pytest.fail("the body must not run while another thread writes")
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_another_process_writing_makes_it_refuse_at_once(sqlite_engine: Engine) -> None:
+    # Waiting would sit in SQLite's busy handler for SQLITE_BUSY_TIMEOUT_MS and then fail with
+    # OperationalError; refusing raises WriterBusy before the body runs.
+    with (
+        another_process_writing(sqlite_engine),
+        pytest.raises(WriterBusy),
+        writing(sqlite_engine, wait=False),
+    ):
+        pytest.fail("the body must not run while another process writes")
+    with sqlite_engine.connect() as conn:  # the pooled connection waits again for others
+        busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+    assert busy_timeout == SQLITE_BUSY_TIMEOUT_MS
+
+
+def test_waiting_writers_queue_behind_the_holder(sqlite_engine: Engine) -> None:
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with writing(sqlite_engine):
+            holding.set()
+            release.wait(10)
+            order.append("holder")
+
+    def wait_then_write() -> None:
+        with writing(sqlite_engine) as conn:
+            conn.execute(text("UPDATE settings_revision SET revision = revision"))
+            order.append("waiter")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    waiter = threading.Thread(target=wait_then_write)
+    waiter.start()
+    release.set()
+    holder.join()
+    waiter.join()
+    assert order == ["holder", "waiter"]
