@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -29,6 +29,8 @@ from retargeting.security import TokenCipher
 from retargeting.services import pixel_settings
 from tests.factories import make_interaction
 from tests.support import live_server
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "retargeting")
@@ -57,6 +59,24 @@ class Figure:
         if self.comparison:
             parts.append(self.comparison)
         return " | ".join(parts)
+
+
+ROUNDS = 3  # headline throughput and latency figures: the median of this many runs
+
+
+def median_run(runs: Sequence[T], key: Callable[[T], float]) -> T:
+    """The run whose `key` is the median: single runs on this VM move ~15% apart."""
+    if not runs:
+        raise ValueError("no runs")
+    return sorted(runs, key=key)[len(runs) // 2]
+
+
+def runs_note(values: Iterable[float], unit: str, digits: int = 0) -> str:
+    """'median of 3 runs: 28,839 / 33,120 / 36,809 events/s', or '' for a single run."""
+    shown = [f"{value:,.{digits}f}" for value in sorted(values)]
+    if len(shown) < 2:
+        return ""
+    return f"median of {len(shown)} runs: {' / '.join(shown)} {unit}"
 
 
 def at_least(value: float, target: float) -> tuple[str, bool]:

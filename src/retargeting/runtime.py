@@ -111,6 +111,9 @@ async def running(runtime: Runtime, *, deliver: bool) -> AsyncIterator[None]:
         if deliver:
             dispatcher = Dispatcher.from_runtime(runtime)
             tasks.append(asyncio.create_task(dispatcher.run(stop), name="dispatcher"))
+        # Let each loop take its first step, so the group committer is listening before the
+        # first request can reach it (a request right after start-up met "not running": a 500).
+        await asyncio.sleep(0)
         yield
     finally:
         stop.set()
