@@ -52,31 +52,45 @@ benchmark measures both together), and with `--no-access-log`, as a busy deploym
 it (the default access log cost another 5-25% of the single-event rate here). Every request is
 answered only after the SQLite commit that holds its rows (WAL, synchronous=NORMAL); requests
 that arrive together share one commit (`outbox/group_commit.py`). The load generator
-(`bench.load`) runs in its own process and each figure prints its CPU share (about 10%) beside
-serve's: serve uses one full core, so the single-event figures are one core's worth of Python
-per request. Two rounds of profiling (py-spy on serve) moved the figures so far. First, FastAPI's
-generic per-request machinery cost more than the work: an in-process ASGI loop spent 590 us of
-CPU per widget view; the event endpoints now run on `web/ingest_route.py` (FastAPI's contract and
+(`bench.load`) runs in its own process and each figure prints its CPU share beside serve's:
+serve uses one full core at saturation, so these figures are one core's worth of Python. Each
+headline is the median of three runs, all three printed: on this VM the same code moved by up
+to 30% within an hour (single events 2,600 to 4,100 requests/s), so compare runs of one session.
+
+Three rounds of profiling (py-spy, perf, cProfile on an in-process ASGI loop) moved the figures.
+(1) FastAPI's generic per-request machinery cost more than the work (590 us of CPU per widget
+view in-process): the event endpoints run on `web/ingest_route.py` (FastAPI's contract and
 OpenAPI from the signature, a handler specialised for one key check, one body model and one JSON
-answer), 200 us in the same loop, and the steady-1,000/s p99 fell from 110 ms to 10-15 ms.
-Second, smaller cuts: FastAPI's native telemetry off (it asked its providers on every
-request), plain URLs and canonical IPv4 addresses validated by one regex each instead of urlsplit
-and ipaddress (80% of a batch's validation time; hypothesis checks both paths agree), and
-`gc.freeze()` after start-up, so the collector's full passes no longer walk every loaded module
-under load (the steady run's worst request went from ~100 ms to ~25 ms). What is left at
-saturation is
-spread thin: uvicorn's protocol and socket writes (~15% of GIL samples), eight ASGI middleware
-layers each wrapping `send` (~15%), Starlette's `Request`, pydantic validation (~8%), the
-transaction (~10%). Reaching 3,000 requests/s on one core needs about 330 us per request all
-told; the next steps are a middleware stack that the event routes skip (the session cookie and
-CSRF layers serve only the page) and, past one core, more `serve` processes behind one port
-(SO_REUSEPORT), which SQLite's single writer would then bound. For batches, pydantic validation
-(~12 us an event after the fast paths) and the inserts (SQLAlchemy parameter building for the
-pageview and outbox rows, the payload's JSON) share the same core: about 55 us an event, 18,000
-events/s; 50,000/s needs validation in pydantic-core alone (no Python validators) and inserts
-through the driver's `executemany`. At a steady 1,000 requests/s serve is ~95% busy, because few
-requests share a commit and each commit writes about ten WAL pages (the row, its indexes, the
-counter and its index); that, not the mean, sets the p99 there.
+answer; 200 us), FastAPI's native telemetry is off, plain URLs and canonical IPv4 addresses are
+checked by one regex each (hypothesis checks they agree with the general rules), and
+`gc.freeze()` after start-up keeps the collector's full passes off the loaded modules.
+(2) The write path: the inserts go to the driver as positional rows (SQLAlchemy's per-row
+parameter processing cost 12 us a row, three times SQLite's insert), the counter update is also
+the existence check (no SELECT per group), the visitor is hashed once, and the content type is
+parsed once per spelling (the email parser FastAPI uses cost ~25 us a request). (3) Where the
+commit runs: a small group commits on the event loop when SQLite's writer is free (a commit of a
+few rows costs less than the hand-off to a thread and back), and goes to a thread otherwise, so
+the loop never waits on a lock (`db.engine.writing(wait=False)`). Together: single events from
+1,500 to 3,300-4,100 requests/s on one core (same machine state), 245 us of serve CPU a request.
+
+The steady-load p99 was set by stalls, not by the mean: once every ~1.2 s a commit met the WAL's
+size backstop (10,000 pages; 1,000 commits a second write ~8,000) and paid a checkpoint's fsync
+inside a request, 10-30 ms, stalling the ~30 requests behind it. The background checkpoint now
+runs every 0.25 s, so the WAL never gets there: p99 from 11-14 ms to 6-8 ms. At a steady
+1,000 requests/s serve is still ~80% busy, because few requests share a commit (each writes
+~8 WAL pages) and each request is answered alone.
+
+Batches miss by half. In-process, a 1,000-event batch costs about 24 us an event on one core:
+JSON parse 1.2, pydantic validation 4.6 (its Python validators included), building the
+interactions 3.6, the events' payloads 6 (two SHA-256, a dict, orjson), the inserts and commit
+8 (2.3 rows an event, five indexes). 50,000 events/s is 20 us all told on one core, so it needs
+the second core: the loop's share (validation, payloads) in a second `serve` process, with only
+the inserts serialised behind SQLite's one writer (a physical limit near 100,000 events/s here).
+Tried this session: two uvicorn workers on one file gave 23,000-33,000 events/s, within noise of
+one, because payload building runs inside the write lock and processes hand SQLite's lock over
+through its sleeping busy handler. Left: payloads built before the lock, a file lock (flock)
+that wakes the next process at once, and per-process Prometheus metrics merged (multiprocess
+mode) before more processes can be the supported way to run.
 The spec's design records the view and then awaits the Conversions API call
 inside the request, so its latency is Meta's round trip (50 ms at the stand-in, measured through
 it in the same run) plus the recording, and each connection carries at most one request per

@@ -1,0 +1,40 @@
+"""Driver-level statements of the hot path behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, bindparam, select, update
+
+from retargeting.db import dialect
+from retargeting.db.tables import organizations, widget_pageviews
+from tests.factories import make_org
+
+COLUMNS = ("organization_id", "visitor_hash", "page_url", "event_id", "occurred_at", "created_at")
+
+
+def test_insert_many_writes_positional_rows_in_the_columns_named(engine: Engine) -> None:
+    rows = [("org-1", "a" * 64, "https://x.example/?q='1'", f"e-{n}", 1.5, 2.5) for n in range(3)]
+    with engine.begin() as conn:
+        dialect.insert_many(conn, widget_pageviews, COLUMNS, rows)
+        dialect.insert_many(conn, widget_pageviews, COLUMNS, [])  # nothing to do, no error
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(*(widget_pageviews.c[name] for name in COLUMNS)).order_by(widget_pageviews.c.id)
+        ).all()
+    assert [tuple(row) for row in stored] == rows
+
+
+def test_execute_prebuilt_binds_by_name_and_returns_rows(engine: Engine) -> None:
+    make_org(engine, "org-1", retargeting_enabled=True)
+    statement = (
+        update(organizations)
+        .where(organizations.c.id == bindparam("org_id"))
+        .values(pageview_count=organizations.c.pageview_count + bindparam("added"))
+        .returning(organizations.c.pageview_count, organizations.c.greetnow_retargeting_enabled)
+    )
+    with engine.begin() as conn:
+        first = dialect.execute_prebuilt(conn, statement, {"added": 2, "org_id": "org-1"}).one()
+        again = dialect.execute_prebuilt(conn, statement, {"org_id": "org-1", "added": 3}).one()
+        unknown = dialect.execute_prebuilt(conn, statement, {"org_id": "ghost", "added": 1}).all()
+    assert (first[0], bool(first[1])) == (2, True)
+    assert again[0] == 5
+    assert unknown == []
