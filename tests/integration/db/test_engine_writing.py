@@ -6,21 +6,11 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from retargeting.db.engine import SQLITE_BUSY_TIMEOUT_MS, WriterBusy, make_engine, writing
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
-    path = tmp_path / "writing.sqlite3"
-    path.write_bytes(sqlite_template.read_bytes())
-    engine = make_engine(f"sqlite:///{path}")
-    yield engine
-    engine.dispose()
+from retargeting.db.engine import SQLITE_BUSY_TIMEOUT_MS, WriterBusy, writing
 
 
 @contextlib.contextmanager

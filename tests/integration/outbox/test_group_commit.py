@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -17,6 +19,22 @@ from retargeting.outbox.recording import Recorded, Submission, UnknownOrganizati
 from tests.factories import make_interaction, make_org
 
 
+@contextlib.asynccontextmanager
+async def running_committer(
+    engine: Engine, on_commit: Callable[[int], None] = lambda size: None
+) -> AsyncIterator[GroupCommitter]:
+    """A committer whose writer task runs for the block, then is stopped and drained."""
+    committer = GroupCommitter(engine, on_commit)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(committer.run(stop))
+    await asyncio.sleep(0)
+    try:
+        yield committer
+    finally:
+        stop.set()
+        await writer
+
+
 def count(engine: Engine, table: object) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
@@ -26,11 +44,7 @@ async def test_concurrent_requests_share_commits_and_all_land(engine: Engine) ->
     make_org(engine, "org-1", retargeting_enabled=True)
     make_org(engine, "org-2")
     commits: list[int] = []
-    committer = GroupCommitter(engine, commits.append)
-    stop = asyncio.Event()
-    writer = asyncio.create_task(committer.run(stop))
-    await asyncio.sleep(0)
-    try:
+    async with running_committer(engine, commits.append) as committer:
         results = await asyncio.gather(
             *(
                 committer.record(
@@ -40,9 +54,6 @@ async def test_concurrent_requests_share_commits_and_all_land(engine: Engine) ->
                 for n in range(300)
             )
         )
-    finally:
-        stop.set()
-        await writer
     assert [r.events_queued for r in results] == [2 if n % 2 == 0 else 1 for n in range(300)]
     assert sum(commits) == 300
     assert len(commits) < 300 / 5  # many requests per transaction
@@ -57,11 +68,7 @@ async def test_concurrent_requests_share_commits_and_all_land(engine: Engine) ->
 
 async def test_an_unknown_organization_fails_its_request_alone(engine: Engine) -> None:
     make_org(engine, "org-1")
-    committer = GroupCommitter(engine)
-    stop = asyncio.Event()
-    writer = asyncio.create_task(committer.run(stop))
-    await asyncio.sleep(0)
-    try:
+    async with running_committer(engine) as committer:
         good = [
             committer.record([make_interaction(visitor_id=f"v-{n}")], PixelState.ACTIVE)
             for n in range(20)
@@ -72,9 +79,6 @@ async def test_an_unknown_organization_fails_its_request_alone(engine: Engine) -
             PixelState.ACTIVE,
         )
         outcomes = await asyncio.gather(*good, bad, return_exceptions=True)
-    finally:
-        stop.set()
-        await writer
     assert all(isinstance(o, Recorded) for o in outcomes[:-1])
     assert isinstance(outcomes[-1], UnknownOrganizations)
     assert outcomes[-1].organization_ids == ["ghost"]
@@ -129,31 +133,25 @@ async def test_record_refuses_while_not_running(engine: Engine) -> None:
 
 
 async def test_the_event_loop_never_waits_for_a_writer_in_another_process(
-    engine: Engine,
+    sqlite_engine: Engine,
 ) -> None:
     """Small groups commit on the loop only when SQLite's writer is free; else on a thread."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL writes concurrently: there is no writer lock to wait for")
-    make_org(engine, "org-1")
-    committer = GroupCommitter(engine)
-    stop = asyncio.Event()
-    writer = asyncio.create_task(committer.run(stop))
-    other = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    make_org(sqlite_engine, "org-1")
+    other = sqlite3.connect(str(sqlite_engine.url.database), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
-        request = asyncio.create_task(
-            committer.record([make_interaction(visitor_id="v")], PixelState.ACTIVE)
-        )
-        ticks = 0
-        while ticks < 20:  # the loop keeps turning while the request waits for the lock
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert not request.done()
-        other.execute("ROLLBACK")
-        recorded = await asyncio.wait_for(request, 10)
+        async with running_committer(sqlite_engine) as committer:
+            request = asyncio.create_task(
+                committer.record([make_interaction(visitor_id="v")], PixelState.ACTIVE)
+            )
+            ticks = 0
+            while ticks < 20:  # the loop keeps turning while the request waits for the lock
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not request.done()
+            other.execute("ROLLBACK")
+            recorded = await asyncio.wait_for(request, 10)
     finally:
         other.close()
-        stop.set()
-        await writer
     assert recorded.interactions == 1
-    assert count(engine, widget_pageviews) == 1
+    assert count(sqlite_engine, widget_pageviews) == 1
