@@ -155,3 +155,20 @@ async def test_the_event_loop_never_waits_for_a_writer_in_another_process(
         other.close()
     assert recorded.interactions == 1
     assert count(sqlite_engine, widget_pageviews) == 1
+
+
+async def test_a_group_never_grows_past_the_commit_limit(engine: Engine) -> None:
+    make_org(engine, "org-1")
+    commits: list[int] = []
+    batch = 1000  # the API's largest request
+    async with running_committer(engine, commits.append) as committer:
+        requests = [
+            committer.record(
+                [make_interaction(visitor_id=f"v-{r}-{n}") for n in range(batch)],
+                PixelState.ACTIVE,
+            )
+            for r in range(3)
+        ]
+        await asyncio.gather(*requests)
+    assert commits == [2, 1]  # 2,000 interactions at most per transaction
+    assert count(engine, widget_pageviews) == 3 * batch
