@@ -66,31 +66,41 @@ checked by one regex each (hypothesis checks they agree with the general rules),
 `gc.freeze()` after start-up keeps the collector's full passes off the loaded modules.
 (2) The write path: the inserts go to the driver as positional rows (SQLAlchemy's per-row
 parameter processing cost 12 us a row, three times SQLite's insert), the counter update is also
-the existence check (no SELECT per group), the visitor is hashed once, and the content type is
+the existence check (no SELECT per group), the visitor is hashed once for all of an
+interaction's events, and the content type is
 parsed once per spelling (the email parser FastAPI uses cost ~25 us a request). (3) Where the
-commit runs: a small group commits on the event loop when SQLite's writer is free (a commit of a
-few rows costs less than the hand-off to a thread and back), and goes to a thread otherwise, so
-the loop never waits on a lock (`db.engine.writing(wait=False)`). Together: single events from
-1,500 to 3,300-4,100 requests/s on one core (same machine state), 245 us of serve CPU a request.
+commit runs: on SQLite a group commits on the event loop whenever the writer is free, and goes to
+a thread only when it is taken, so the loop never waits on a lock
+(`db.engine.writing(wait=False)`). For a few rows that costs less than the hand-off to a thread
+and back; for big batches it avoids a GIL convoy: Python's sqlite3 releases the GIL around every
+row it steps, and a writer thread then waits a switch interval to get it back while the loop
+validates the next batch (1,000-event batches: about 24,000 events/s on a thread, 30,000-36,000
+inline, alternating runs). Together: single events from 1,500 to 3,300-4,500 requests/s on one
+core (230 us of serve CPU a request at saturation), batches from 13,000 to 34,000-36,000
+events/s.
 
 The steady-load p99 was set by stalls, not by the mean: once every ~1.2 s a commit met the WAL's
 size backstop (10,000 pages; 1,000 commits a second write ~8,000) and paid a checkpoint's fsync
 inside a request, 10-30 ms, stalling the ~30 requests behind it. The background checkpoint now
-runs every 0.25 s, so the WAL never gets there: p99 from 11-14 ms to 6-8 ms. At a steady
-1,000 requests/s serve is still ~80% busy, because few requests share a commit (each writes
+runs every 0.25 s, so the WAL never gets there: p99 from 11-14 ms to 4-8 ms. At a steady
+1,000 requests/s serve is still ~70% busy, because few requests share a commit (each writes
 ~8 WAL pages) and each request is answered alone.
 
-Batches miss by half. In-process, a 1,000-event batch costs about 24 us an event on one core:
-JSON parse 1.2, pydantic validation 4.6 (its Python validators included), building the
-interactions 3.6, the events' payloads 6 (two SHA-256, a dict, orjson), the inserts and commit
-8 (2.3 rows an event, five indexes). 50,000 events/s is 20 us all told on one core, so it needs
-the second core: the loop's share (validation, payloads) in a second `serve` process, with only
-the inserts serialised behind SQLite's one writer (a physical limit near 100,000 events/s here).
-Tried this session: two uvicorn workers on one file gave 23,000-33,000 events/s, within noise of
-one, because payload building runs inside the write lock and processes hand SQLite's lock over
-through its sleeping busy handler. Left: payloads built before the lock, a file lock (flock)
-that wakes the next process at once, and per-process Prometheus metrics merged (multiprocess
-mode) before more processes can be the supported way to run.
+Batches miss by about 30%. `serve` is one core of Python, and a 1,000-event batch costs about 24
+us an event in-process (cProfile and timeit, one stage at a time): JSON parse 1.2, pydantic
+validation 4.5 (its Python validators included), building the domain interactions 2 (frozen
+dataclasses cost 1.2 us each to build), the events' payloads 4.5 (SHA-256, a dict, orjson), the
+inserts 4.5 and the commit 2.4 (2.3 rows an event, four index entries), the rest in between;
+HTTP adds about 2. 50,000 events/s is 20 us all told on this core. The remaining cuts in one
+process are small (one hash of the visitor for the row and the events, constant custom_data,
+`validate_json`, positional construction: about 2.5 us together), so the target needs the second
+core. Tried in this session as prototypes, not kept: two uvicorn workers on one SQLite file,
+with payloads built before the write lock and a file lock (flock) handing the writer from
+process to process, gave 32,000-37,000 events/s (1 worker: 28,000-34,000 in the same runs): the
+processes queue on the one writer, a process that finds it taken commits on a thread (the convoy
+again), and the kernel gives four keep-alive connections to the two processes unevenly (once 87%
+and 6% of a core). What would: one writer process fed by N validating processes, or validation
+and payload building in compiled code.
 The spec's design records the view and then awaits the Conversions API call
 inside the request, so its latency is Meta's round trip (50 ms at the stand-in, measured through
 it in the same run) plus the recording, and each connection carries at most one request per
