@@ -14,7 +14,6 @@ import itertools
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,9 +25,8 @@ from sqlalchemy import Engine
 from bench import common
 from bench.common import Figure
 from retargeting.db.engine import make_engine
-from retargeting.domain.pixel import PixelState
-from retargeting.outbox import recording
 from retargeting.services import credentials, organizations
+from tests.support.busy_workers import ArrivalLog, Trickle
 
 TITLE = "Settings propagation across processes, and idle memory"
 NAME = "settings_memory"
@@ -41,9 +39,6 @@ GIVE_UP_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 60.0
 BUSY_SECONDS = 0.3  # before each change, every worker sent a request this recently
 ASK_EVERY_SECONDS = 0.01  # widget views while waiting for the server to obey
-ARRIVAL_CHECK_SECONDS = 0.005
-TRICKLE_EVERY_SECONDS = 0.02
-TRICKLE_SIZE = 10
 WIDGET_VIEW_API = "/api/v1/events/widget-view"
 # Small batches and a short linger make each worker claim often, so the moment it stops shows
 # within ~50 ms; the settings poll that propagates changes stays at its default (0.5 s).
@@ -76,13 +71,13 @@ def run(quick: bool) -> list[Figure]:
         idle_worker = max(common.peak_rss_mb(w.pid) for w in cluster.workers)
         idle_server = common.peak_rss_mb(cluster.server.pid)
         arrivals = stack.enter_context(ArrivalLog(graphs))
-        stack.enter_context(Trickle(engine))
+        stack.enter_context(Trickle(engine, ORG))
         server_lag, worker_lag = [], []
         for _ in range(rounds):
-            arrivals.wait_all_sending(cluster, GIVE_UP_SECONDS)
+            wait_all_sending(arrivals, cluster, GIVE_UP_SECONDS)
             changed_at = common.save_pixel(engine, enabled=False)
             server_lag.append(cluster.server_obeys(0, changed_at))
-            worker_lag.append(arrivals.all_quiet(changed_at))
+            worker_lag.append(all_quiet(arrivals, changed_at))
             changed_at = common.save_pixel(engine, enabled=True)
             cluster.server_obeys(1, changed_at)
         busy_worker = max(common.peak_rss_mb(w.pid) for w in cluster.workers)
@@ -189,90 +184,28 @@ def healthy(url: str, processes: list[subprocess.Popen[bytes]]) -> bool:
 # -- observing the workers -------------------------------------------------------------------------
 
 
-class ArrivalLog(threading.Thread):
-    """When each stand-in's request count grew, by this process's monotonic clock."""
-
-    def __init__(self, graphs: list[common.StandIn]) -> None:
-        super().__init__(name="arrival-log", daemon=True)
-        self._graphs = graphs
-        self._done = threading.Event()
-        self._arrivals: list[list[float]] = [[] for _ in graphs]
-
-    def __enter__(self) -> ArrivalLog:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self.join(5)
-
-    def run(self) -> None:
-        seen = [0] * len(self._graphs)
-        while not self._done.wait(ARRIVAL_CHECK_SECONDS):
-            for index, graph in enumerate(self._graphs):
-                count = int(str(graph.stats()["requests"]))
-                if count != seen[index]:
-                    self._arrivals[index].append(time.monotonic())
-                    seen[index] = count
-
-    def after(self, worker: int, since: float) -> list[float]:
-        return [t for t in list(self._arrivals[worker]) if t > since]
-
-    def wait_all_sending(self, cluster: Cluster, timeout: float) -> None:
-        """Until every worker has sent a request within the last BUSY_SECONDS."""
-        started = time.monotonic()
-        while not all(self.after(w, time.monotonic() - BUSY_SECONDS) for w in range(WORKERS)):
-            for process in cluster.workers:
-                if process.poll() is not None:
-                    raise RuntimeError(f"a worker exited with {process.returncode}")
-            if time.monotonic() - started > timeout:
-                raise TimeoutError("not every worker is sending")
-            time.sleep(0.02)
-
-    def all_quiet(self, since: float) -> float:
-        """Seconds from `since` to the last request of any worker, once all were quiet."""
-        while True:
-            now = time.monotonic()
-            last = [max(self.after(w, since), default=since) for w in range(WORKERS)]
-            if all(now - t >= QUIET_SECONDS for t in last):
-                return max(last) - since
-            if now - since > GIVE_UP_SECONDS:
-                raise TimeoutError(f"a worker kept sending for {GIVE_UP_SECONDS:g} s")
-            time.sleep(0.02)
+def wait_all_sending(arrivals: ArrivalLog, cluster: Cluster, timeout: float) -> None:
+    """Until every worker has sent a request within the last BUSY_SECONDS."""
+    started = time.monotonic()
+    while not all(arrivals.after(w, time.monotonic() - BUSY_SECONDS) for w in range(WORKERS)):
+        for process in cluster.workers:
+            if process.poll() is not None:
+                raise RuntimeError(f"a worker exited with {process.returncode}")
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("not every worker is sending")
+        time.sleep(0.02)
 
 
-class Trickle(threading.Thread):
-    """Queues a few events every 20 ms straight into the outbox, so the workers always have work."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(name="trickle", daemon=True)
-        self._engine = engine
-        self._done = threading.Event()
-        self.error: BaseException | None = None
-
-    def __enter__(self) -> Trickle:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self.join(15)
-        if self.error is not None and exc_info[0] is None:
-            raise RuntimeError("queuing the trickle of events failed") from self.error
-
-    def run(self) -> None:
-        for batch in itertools.count():
-            if self._done.wait(TRICKLE_EVERY_SECONDS):
-                return
-            now = time.time()
-            views = [
-                common.widget_view(f"steady-{batch}-{i}", int(now)) for i in range(TRICKLE_SIZE)
-            ]
-            try:
-                recording.record(self._engine, views, PixelState.ACTIVE, now)
-            except Exception as exc:  # raised by __exit__, in the benchmark's thread
-                self.error = exc
-                return
+def all_quiet(arrivals: ArrivalLog, since: float) -> float:
+    """Seconds from `since` to the last request of any worker, once all were quiet."""
+    while True:
+        now = time.monotonic()
+        last = [max(arrivals.after(w, since), default=since) for w in range(WORKERS)]
+        if all(now - t >= QUIET_SECONDS for t in last):
+            return max(last) - since
+        if now - since > GIVE_UP_SECONDS:
+            raise TimeoutError(f"a worker kept sending for {GIVE_UP_SECONDS:g} s")
+        time.sleep(0.02)
 
 
 # -- figures ---------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import threading
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -28,18 +27,16 @@ from sqlalchemy import Engine, func, select
 
 from retargeting.db.engine import make_engine
 from retargeting.db.tables import outbox_events
-from retargeting.domain.pixel import PixelState
-from retargeting.outbox import recording
 from tests.factories import (
     ACCESS_TOKEN,
     PIXEL_ID,
     TEST_KEY,
-    make_interaction,
     make_org,
     make_pixel,
     make_superadmin_and_key,
 )
 from tests.fakes.graph_stand_in import GraphStandIn
+from tests.support.busy_workers import ArrivalLog, Trickle
 from tests.support.figures import Figures
 from tests.support.live_server import live_servers, spawn, stop
 
@@ -55,76 +52,8 @@ GIVE_UP_SECONDS = 10.0  # a measurement keeps looking this long, so a failure sh
 START_TIMEOUT_SECONDS = 60.0  # six processes starting at once on a loaded CI machine
 BUSY_SECONDS = 0.3  # before a change, every worker sent a request this recently
 ASK_EVERY_SECONDS = 0.02  # widget views while waiting for a server to obey
-ARRIVAL_CHECK_SECONDS = 0.005
-TRICKLE_EVERY_SECONDS = 0.02
-TRICKLE_SIZE = 10  # per transaction: 500 events/s, so every claim (each 50 ms linger) finds some
 ORG = "acme"  # the organization the superadmin toggles
 STEADY_ORG = "steady"  # the trickle's organization, never toggled
-
-
-class ArrivalLog(threading.Thread):
-    """When each stand-in's request count grew, by this process's monotonic clock.
-
-    A request is noted at most ARRIVAL_CHECK_SECONDS after the stand-in recorded it, so the
-    figures err on the late side.
-    """
-
-    def __init__(self, graphs: list[GraphStandIn]) -> None:
-        super().__init__(name="arrival-log", daemon=True)
-        self._graphs = graphs
-        self._done = threading.Event()
-        self._arrivals: list[list[float]] = [[] for _ in graphs]
-
-    def run(self) -> None:
-        seen = [0] * len(self._graphs)
-        while not self._done.wait(ARRIVAL_CHECK_SECONDS):
-            for index, graph in enumerate(self._graphs):
-                count = int(graph.stats()["requests"])
-                if count != seen[index]:
-                    self._arrivals[index].append(time.monotonic())
-                    seen[index] = count
-
-    def after(self, worker: int, since: float) -> list[float]:
-        return [t for t in list(self._arrivals[worker]) if t > since]
-
-    def finish(self) -> None:
-        self._done.set()
-        self.join(5)
-
-
-class Trickle(threading.Thread):
-    """Queues a few events every 20 ms straight into the outbox, as an active pixel would."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(name="trickle", daemon=True)
-        self._engine = engine
-        self._done = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        for batch in itertools.count():
-            if self._done.wait(TRICKLE_EVERY_SECONDS):
-                return
-            now = time.time()
-            interactions = [
-                make_interaction(
-                    organization_id=STEADY_ORG,
-                    visitor_id=f"steady-{batch}-{i}",
-                    event_time=int(now),
-                )
-                for i in range(TRICKLE_SIZE)
-            ]
-            try:
-                recording.record(self._engine, interactions, PixelState.ACTIVE, now)
-            except Exception as exc:  # surfaced by finish(), in the test's thread
-                self.error = exc
-                return
-
-    def finish(self) -> None:
-        self._done.set()
-        self.join(15)
-        if self.error is not None:
-            raise AssertionError("queuing the trickle of events failed") from self.error
 
 
 @dataclass
@@ -286,12 +215,8 @@ def start_cluster(stack: ExitStack, engine: Engine, database_url: str, tmp_path:
             worker=False,
         )
     )
-    arrivals = ArrivalLog(worker_graphs)
-    arrivals.start()
-    stack.callback(arrivals.finish)
-    trickle = Trickle(engine)
-    trickle.start()
-    stack.callback(trickle.finish)
+    arrivals = stack.enter_context(ArrivalLog(worker_graphs))
+    stack.enter_context(Trickle(engine, STEADY_ORG))
 
     def client(url: str, secret: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {secret}"}

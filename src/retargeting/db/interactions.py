@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from retargeting.db import dialect
 from retargeting.db.tables import call_logs, widget_pageviews
-from retargeting.domain.events import Interaction, InteractionKind, derive_event_id, sha256_hex
+from retargeting.domain.events import Interaction, InteractionKind, derive_event_id
 
 _PAGEVIEW_COLUMNS = (
     "organization_id",
@@ -28,12 +28,14 @@ _CALL_COLUMNS = (
 )
 
 
-def insert_rows(conn: Connection, interactions: Sequence[Interaction], now: float) -> None:
-    """One executemany per table; only the visitor's hash is stored, never the raw id."""
+def insert_rows(
+    conn: Connection, interactions: Sequence[Interaction], visitor_hashes: Sequence[str], now: float
+) -> None:
+    """One executemany per table; only the visitor's hash (given, one per interaction) is stored,
+    never the raw id."""
     pageviews = []
     calls = []
-    for i in interactions:
-        visitor_hash = sha256_hex(i.visitor_id)
+    for i, visitor_hash in zip(interactions, visitor_hashes, strict=True):
         if i.kind is InteractionKind.WIDGET_VIEW:
             event_id = derive_event_id(i, visitor_hash)
             row = (i.organization_id, visitor_hash, i.page_url, event_id, i.event_time, now)

@@ -123,13 +123,19 @@ def build_payload(
 
 
 def events_for(
-    interaction: Interaction, pixel_state: PixelState, org_enabled: bool
+    interaction: Interaction,
+    pixel_state: PixelState,
+    org_enabled: bool,
+    visitor_hash: str | None = None,
 ) -> list[QueuedEvent]:
-    """The 0 to 3 events an interaction queues, each serialised for the outbox."""
+    """The 0 to 3 events an interaction queues, each serialised for the outbox.
+
+    `visitor_hash` is `sha256_hex(interaction.visitor_id)` when the caller already has it.
+    """
     names = event_names(interaction.kind, pixel_state, org_enabled)
     if not names:
         return []
-    visitor_hash = sha256_hex(interaction.visitor_id)  # once, not once per event
+    visitor_hash = visitor_hash or sha256_hex(interaction.visitor_id)  # once, not per event
     event_id = derive_event_id(interaction, visitor_hash)
     return [
         QueuedEvent(

@@ -14,7 +14,13 @@ from sqlalchemy import Connection, Engine
 from retargeting.db import interactions as interaction_rows
 from retargeting.db import orgs, outbox
 from retargeting.db.engine import writing
-from retargeting.domain.events import Interaction, InteractionKind, QueuedEvent, events_for
+from retargeting.domain.events import (
+    Interaction,
+    InteractionKind,
+    QueuedEvent,
+    events_for,
+    sha256_hex,
+)
 from retargeting.domain.pixel import PixelState
 
 
@@ -98,12 +104,17 @@ def _write(
     """The rows and outbox events of every accepted submission, one executemany per table."""
     results: list[Recorded] = []
     queued: list[tuple[str, QueuedEvent]] = []
+    interactions: list[Interaction] = []
+    visitor_hashes: list[str] = []  # one SHA-256 per interaction, for its row and its payloads
     for submission in submissions:
-        events = [
-            (i.organization_id, event)
-            for i in submission.interactions
-            for event in events_for(i, submission.pixel_state, flags[i.organization_id])
-        ]
+        events: list[tuple[str, QueuedEvent]] = []
+        for i in submission.interactions:
+            visitor_hash = sha256_hex(i.visitor_id)
+            interactions.append(i)
+            visitor_hashes.append(visitor_hash)
+            org_enabled = flags[i.organization_id]
+            for event in events_for(i, submission.pixel_state, org_enabled, visitor_hash):
+                events.append((i.organization_id, event))
         queued.extend(events)
         results.append(
             Recorded(
@@ -112,6 +123,6 @@ def _write(
                 by_event_name=Counter(event.event_name for _, event in events),
             )
         )
-    interaction_rows.insert_rows(conn, [i for s in submissions for i in s.interactions], now)
+    interaction_rows.insert_rows(conn, interactions, visitor_hashes, now)
     outbox.enqueue(conn, queued, now)
     return results
