@@ -66,8 +66,8 @@ checked by one regex each (hypothesis checks they agree with the general rules),
 `gc.freeze()` after start-up keeps the collector's full passes off the loaded modules.
 (2) The write path: the inserts go to the driver as positional rows (SQLAlchemy's per-row
 parameter processing cost 12 us a row, three times SQLite's insert), the counter update is also
-the existence check (no SELECT per group), the visitor is hashed once for all of an
-interaction's events, and the content type is
+the existence check (no SELECT per group), the visitor is hashed once per interaction
+(for its row and its payloads), and the content type is
 parsed once per spelling (the email parser FastAPI uses cost ~25 us a request). (3) Where the
 commit runs: on SQLite a group commits on the event loop whenever the writer is free, and goes to
 a thread only when it is taken, so the loop never waits on a lock
@@ -92,8 +92,8 @@ validation 4.5 (its Python validators included), building the domain interaction
 dataclasses cost 1.2 us each to build), the events' payloads 4.5 (SHA-256, a dict, orjson), the
 inserts 4.5 and the commit 2.4 (2.3 rows an event, four index entries), the rest in between;
 HTTP adds about 2. 50,000 events/s is 20 us all told on this core. The remaining cuts in one
-process are small (one hash of the visitor for the row and the events, constant custom_data,
-`validate_json`, positional construction: about 2.5 us together), so the target needs the second
+process are small (constant custom_data, `validate_json`, positional construction: about 2 us
+together), so the target needs the second
 core. Tried in this session as prototypes, not kept: two uvicorn workers on one SQLite file,
 with payloads built before the write lock and a file lock (flock) handing the writer from
 process to process, gave 32,000-37,000 events/s (1 worker: 28,000-34,000 in the same runs): the

@@ -164,6 +164,9 @@ def sign_in(page: Page, live: Live, *, then: str = PAGE_PATH) -> None:
     page.get_by_role("textbox", name="Password").fill(live.password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(re.escape(then) + r"(#.*)?$"))
+    # The URL changes when the new page commits, before its scripts run; a click that came
+    # sooner would post the form the no-JS way (seen once in a full run on a busy machine).
+    page.wait_for_load_state("load")
     if then == PAGE_PATH:
         expect(page.get_by_role("heading", name="Retargeting", exact=True)).to_be_visible()
 
