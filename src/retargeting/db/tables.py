@@ -116,7 +116,13 @@ outbox_events = Table(
     Column("last_attempt_at", Double, nullable=True),
     Column("finished_at", Double, nullable=True),
     Index("ix_outbox_events_due", "status", "next_attempt_at"),
-    Index("ix_outbox_events_finished", "status", "finished_at"),
+    # Finished rows only, for the purge: a pending row (every enqueue) adds no entry here.
+    Index(
+        "ix_outbox_events_finished_at",
+        "finished_at",
+        postgresql_where=text("finished_at IS NOT NULL"),
+        sqlite_where=text("finished_at IS NOT NULL"),
+    ),
     # Only rows that carry an error: the delivery report's "last errors" stays an index read.
     Index(
         "ix_outbox_events_errors",

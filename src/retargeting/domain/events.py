@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,9 +31,12 @@ class InteractionKind(enum.StrEnum):
     CALL_STARTED = "call_started"
 
 
-@dataclass(frozen=True, slots=True)
-class Interaction:
-    """A widget view or call start as the platform's server reports it, already validated."""
+class Interaction(NamedTuple):
+    """A widget view or call start as the platform's server reports it, already validated.
+
+    A NamedTuple, as immutable as a frozen dataclass but built in a fifth of the time: a batch
+    request builds a thousand of them, and a frozen dataclass's `__init__` cost 1.2 us each.
+    """
 
     kind: InteractionKind
     organization_id: str
@@ -49,8 +51,7 @@ class Interaction:
     call_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedEvent:
+class QueuedEvent(NamedTuple):
     """One CAPI event ready for the outbox: its payload is serialised once, here."""
 
     event_name: str
@@ -90,36 +91,56 @@ def derive_event_id(interaction: Interaction, visitor_hash: str | None = None) -
     return f"gn_wv_{sha256_hex(f'{hashed}:{interaction.event_time}')[:32]}"
 
 
+_WIDGET_CUSTOM_DATA = {"content_name": "GreetNow Widget", "content_category": "Widget Impression"}
+_CALL_CUSTOM_DATA = {"content_name": "GreetNow Call", "content_category": "Call Started"}
+
+
 def _custom_data(interaction: Interaction, event_name: str) -> dict[str, str]:
     if interaction.kind is InteractionKind.WIDGET_VIEW:
-        return {"content_name": "GreetNow Widget", "content_category": "Widget Impression"}
-    data = {"content_name": "GreetNow Call", "content_category": "Call Started"}
+        return _WIDGET_CUSTOM_DATA
     if event_name != LEAD and interaction.call_id:
-        data["call_id"] = interaction.call_id
-    return data
+        return {**_CALL_CUSTOM_DATA, "call_id": interaction.call_id}
+    return _CALL_CUSTOM_DATA
 
 
-def build_payload(
-    interaction: Interaction, event_name: str, event_id: str, visitor_hash: str | None = None
-) -> dict[str, Any]:
+def _shared_fields(interaction: Interaction, event_id: str, visitor_hash: str) -> dict[str, Any]:
+    """What every event of one interaction says alike: all but its name and custom data."""
     user_data: dict[str, str] = {
         "client_ip_address": interaction.client_ip_address,
         "client_user_agent": interaction.client_user_agent,
-        "external_id": visitor_hash or sha256_hex(interaction.visitor_id),
+        "external_id": visitor_hash,
     }
     if interaction.fbp:
         user_data["fbp"] = interaction.fbp
     if interaction.fbc:
         user_data["fbc"] = interaction.fbc
     return {
-        "event_name": event_name,
         "event_time": interaction.event_time,
         "event_id": event_id,
         "action_source": "website",
         "event_source_url": interaction.page_url,
         "user_data": user_data,
+    }
+
+
+def build_payload(
+    interaction: Interaction, event_name: str, event_id: str, visitor_hash: str | None = None
+) -> dict[str, Any]:
+    """One event as Meta receives it in the request's `data` array."""
+    shared = _shared_fields(
+        interaction, event_id, visitor_hash or sha256_hex(interaction.visitor_id)
+    )
+    return {
+        "event_name": event_name,
+        **shared,
         "custom_data": _custom_data(interaction, event_name),
     }
+
+
+# A serialised payload is {"event_name": ..., <shared fields>, "custom_data": ...}: the shared
+# fields are serialised once per interaction and each event's name and custom data spliced
+# around them (an interaction of a B2B organization queues two or three events).
+_NAME_OPENINGS = {name: b'{"event_name":' + orjson.dumps(name) + b"," for name in ALL_EVENT_NAMES}
 
 
 def events_for(
@@ -131,18 +152,24 @@ def events_for(
     """The 0 to 3 events an interaction queues, each serialised for the outbox.
 
     `visitor_hash` is `sha256_hex(interaction.visitor_id)` when the caller already has it.
+    Each payload is byte for byte `orjson.dumps(build_payload(...))`.
     """
     names = event_names(interaction.kind, pixel_state, org_enabled)
     if not names:
         return []
     visitor_hash = visitor_hash or sha256_hex(interaction.visitor_id)  # once, not per event
     event_id = derive_event_id(interaction, visitor_hash)
+    shared = orjson.dumps(_shared_fields(interaction, event_id, visitor_hash))[1:-1]
     return [
         QueuedEvent(
-            event_name=name,
-            event_id=event_id,
-            event_time=interaction.event_time,
-            payload=orjson.dumps(build_payload(interaction, name, event_id, visitor_hash)),
+            name,
+            event_id,
+            interaction.event_time,
+            _NAME_OPENINGS[name]
+            + shared
+            + b',"custom_data":'
+            + orjson.dumps(_custom_data(interaction, name))
+            + b"}",
         )
         for name in names
     ]

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import replace
-
 import orjson
 import pytest
 from hypothesis import given
@@ -26,7 +24,7 @@ def interaction(**overrides: object) -> Interaction:
         client_user_agent="Mozilla/5.0 Test",
         event_time=NOW,
     )
-    return replace(base, **overrides)  # type: ignore[arg-type]
+    return base._replace(**overrides)
 
 
 EXPECTED = {

@@ -99,6 +99,17 @@ def test_every_payload_meets_metas_rules(item: Interaction) -> None:
         )
 
 
+@given(interactions(), st.booleans())
+def test_each_spliced_payload_is_exactly_its_event_serialised(
+    item: Interaction, org_enabled: bool
+) -> None:
+    """events_for splices one serialisation into each event; byte for byte build_payload's."""
+    for queued in events.events_for(item, PixelState.ACTIVE, org_enabled):
+        expected = events.build_payload(item, queued.event_name, queued.event_id)
+        assert queued.payload == orjson.dumps(expected)
+        assert list(orjson.loads(queued.payload)) == list(expected)  # keys in the same order
+
+
 @given(interactions())
 def test_event_ids_are_stable_and_never_the_visitor(item: Interaction) -> None:
     event_id = events.derive_event_id(item)
