@@ -176,7 +176,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def service(
-    database_url: str, graph_url: str, *, worker: bool, access_log: bool = False, **env: str
+    database_url: str,
+    graph_url: str,
+    *,
+    worker: bool,
+    access_log: bool = False,
+    processes: int = 1,
+    **env: str,
 ) -> Iterator[Service]:
     """`retargeting serve` with a superadmin, an API key, an active pixel and ORGS organizations."""
     admin_token, api_key = _credentials(database_url)
@@ -189,6 +195,8 @@ def service(
             command.append("--no-access-log")
         if not worker:
             command.append("--no-worker")
+        if processes > 1:
+            command += ["--processes", str(processes)]
         environment = service_env(database_url, graph_url, RETARGETING_VAR_DIR=var_dir, **env)
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import os
 import time
@@ -94,12 +95,25 @@ class Result:
 
 
 def process_cpu_seconds(pid: int | None) -> tuple[float, float]:
-    """(user, system) CPU seconds of a live process, all threads (from /proc, Linux only)."""
+    """(user, system) CPU seconds of a live process and its live children (`serve --processes
+    N`), all threads (from /proc, Linux only)."""
     if pid is None:
         return 0.0, 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+    user, system = int(fields[11]) / tick, int(fields[12]) / tick
+    for child in _children(pid):
+        child_user, child_system = process_cpu_seconds(child)
+        user, system = user + child_user, system + child_system
+    return user, system
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
 
 
 def start(load: Load) -> tuple[ProcessPoolExecutor, Future[Result]]:

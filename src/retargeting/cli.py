@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from alembic.util.exc import CommandError
@@ -25,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from retargeting import runtime
+from retargeting import metrics, runtime
 from retargeting.db import migrate as migrations
 from retargeting.db.engine import make_engine
 from retargeting.security import TokenCipher, UndecryptableSecret
@@ -33,6 +34,9 @@ from retargeting.services import credentials, sign_in
 from retargeting.settings import ConfigurationError, Settings
 from retargeting.snapshot import SnapshotHolder
 from retargeting.web.middleware import describe
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +147,15 @@ def serve(
         bool, typer.Option("--no-worker", help="Do not deliver here; run `worker` elsewhere.")
     ] = False,
     access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = True,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes serving the port, one per core to use: each validates on its own "
+            "core; on SQLite they take turns to commit.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API; also delivers events unless --no-worker (or EMBEDDED_WORKER=false)."""
     import uvicorn  # imported here: the other commands do not need a server
@@ -153,14 +166,35 @@ def serve(
     _check_ready(settings)
     _configure_logging()
     _announce_setup_link(settings, host, port)
-    uvicorn.run(
-        create_app(settings, deliver=False if no_worker else None),
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_config=None,  # keep the format configured above
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": access_log,
+        "log_config": None,  # keep the format configured above
+        "server_header": False,
+    }
+    if processes == 1:
+        uvicorn.run(create_app(settings, deliver=False if no_worker else None), **options)
+        return
+    # Each process builds its own app from the environment, and the Prometheus values of all
+    # of them are summed from one directory at /metrics.
+    from retargeting.web import serving
+
+    if no_worker:
+        os.environ["RETARGETING_EMBEDDED_WORKER"] = "false"
+    with metrics.shared_across_processes():
+        try:
+            serving.serve_processes(f"{__name__}:{_app_in_process.__name__}", processes, **options)
+        except serving.ServeFailed as exc:
+            _fail(f"{exc}; see the log above")
+
+
+def _app_in_process() -> FastAPI:
+    """The app of one of `serve --processes N`, configured from the environment like the parent."""
+    from retargeting.web.app import create_app
+
+    _configure_logging()
+    return create_app(_settings())
 
 
 def _announce_setup_link(settings: Settings, host: str, port: int) -> None:

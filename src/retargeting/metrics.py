@@ -1,11 +1,27 @@
-"""Prometheus metrics, one registry per process (no import-time globals)."""
+"""Prometheus metrics, one registry per process (no import-time globals).
+
+Under `serve --processes N` the processes keep their values in one directory
+(prometheus-client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`) and any of them answers
+/metrics with the sum of all.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
@@ -52,15 +68,59 @@ class Metrics:
             registry=r,
         )
         self.in_flight_limit = Gauge(
-            "retargeting_in_flight_limit", "Requests the dispatcher may have in flight", registry=r
+            "retargeting_in_flight_limit",
+            "Requests the dispatchers may have in flight",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.delivery_paused = Gauge(
-            "retargeting_delivery_paused", "1 while delivery is paused by Meta's answer", registry=r
+            "retargeting_delivery_paused",
+            "1 while delivery is paused by Meta's answer",
+            registry=r,
+            multiprocess_mode="livemax",
         )
+        self._read_from_database: list[Collector] = []
 
     def watch_queue_depth(self, read_depth: Callable[[], int]) -> None:
         """Queue depth is read from the database at scrape time, so every process agrees."""
-        self.registry.register(_QueueDepthCollector(read_depth))
+        collector = _QueueDepthCollector(read_depth)
+        self.registry.register(collector)
+        self._read_from_database.append(collector)
+
+    def latest(self) -> bytes:
+        """The exposition for /metrics: this process's, or all serving processes' summed."""
+        if _SHARED_DIRECTORY_VARIABLE not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        for collector in self._read_from_database:
+            registry.register(collector)
+        return generate_latest(registry)
+
+
+_SHARED_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def shared_across_processes() -> Iterator[None]:
+    """For the processes started inside: a fresh directory for their values (or the operator's
+    own `PROMETHEUS_MULTIPROC_DIR`), removed afterwards."""
+    if _SHARED_DIRECTORY_VARIABLE in os.environ:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="retargeting-metrics-")
+    os.environ[_SHARED_DIRECTORY_VARIABLE] = directory
+    try:
+        yield
+    finally:
+        del os.environ[_SHARED_DIRECTORY_VARIABLE]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def forget_this_process() -> None:
+    """Drop this process's live gauges from the shared directory when it stops."""
+    if _SHARED_DIRECTORY_VARIABLE in os.environ:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class _QueueDepthCollector(Collector):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -64,37 +65,98 @@ def _sqlite_engine(database_url: str) -> Engine:
     return engine
 
 
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
 class WriterBusy(Exception):
     """Another writer holds SQLite's write lock, and the caller chose not to wait for it."""
 
 
-@contextlib.contextmanager
-def writing(engine: Engine, *, wait: bool = True) -> Iterator[Connection]:
-    """`engine.begin()` for the hot writers (ingest, claims, write-backs).
+class WriterLock:
+    """The queue in front of SQLite's one writer: this process's threads, and other processes.
 
-    SQLite has one writer at a time, and a thread that finds the lock taken sleeps in SQLite's
-    busy handler in growing steps, so the lock sits idle between holders. The threads of one
-    process therefore queue on a Python lock instead, which wakes the next one the moment the
-    commit is done. PostgreSQL writes concurrently: no lock there.
+    SQLite lets one connection write at a time, and a connection that finds the lock taken
+    sleeps in SQLite's busy handler in growing steps (up to 100 ms), so the lock sits idle
+    between holders. Writers queue here instead: a thread lock for this process's threads and,
+    for a database file, an exclusive `flock` on a file beside it for other processes (the
+    processes of `serve --processes N`, a separate `worker`). Either wakes the next writer the
+    moment the holder is done. Another thread than the acquirer may release it (the group
+    committer waits for its turn on a thread and writes on the event loop).
+    """
+
+    def __init__(self, lock_path: Path | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._lock_path = lock_path
+        self._file: BinaryIO | None = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not self._thread_lock.acquire(blocking=blocking):
+            return False
+        try:
+            if self._lock_path is not None and not self._lock_file(blocking):
+                self._thread_lock.release()
+                return False
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return True
+
+    def _lock_file(self, blocking: bool) -> bool:
+        if self._file is None:
+            assert self._lock_path is not None
+            self._file = self._lock_path.open("ab")
+            weakref.finalize(self, self._file.close)  # closed with the engine's lock
+        try:  # blocking, it waits with the GIL released
+            fcntl.flock(self._file, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, WriterLock] = weakref.WeakKeyDictionary()
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def writer_lock(engine: Engine) -> WriterLock:
+    """The engine's writer queue (SQLite), one per engine in this process."""
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.get(engine)
+        if lock is None:
+            lock = WriterLock(_lock_path(engine))
+            _WRITER_LOCKS[engine] = lock
+        return lock
+
+
+def _lock_path(engine: Engine) -> Path | None:
+    """A file beside the database, or None for an in-memory one (no other process sees it)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+        return None
+    return Path(f"{database}.writer-lock")
+
+
+@contextlib.contextmanager
+def writing(engine: Engine, *, wait: bool = True, lock_held: bool = False) -> Iterator[Connection]:
+    """`engine.begin()` for the hot writers (ingest, claims, write-backs), queued on SQLite's
+    `WriterLock`; PostgreSQL writes concurrently, with no queue.
 
     With `wait=False` (SQLite only) it raises WriterBusy at once, before anything is written,
     if a thread of this process or another process holds the write lock: for callers on the
-    event loop, which must never sit in SQLite's busy handler.
+    event loop, which must never sit in SQLite's busy handler. `lock_held=True` is for a caller
+    that took `writer_lock(engine)` itself: the transaction does not wait either, and the lock
+    is released at its end, whatever happens.
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
             yield conn
         return
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
-    if not lock.acquire(blocking=wait):
+    lock = writer_lock(engine)
+    if not lock_held and not lock.acquire(blocking=wait):
         raise WriterBusy
     try:
-        if wait:
+        if wait and not lock_held:
             with engine.begin() as conn:
                 yield conn
         else:

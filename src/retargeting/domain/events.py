@@ -143,36 +143,53 @@ def build_payload(
 _NAME_OPENINGS = {name: b'{"event_name":' + orjson.dumps(name) + b"," for name in ALL_EVENT_NAMES}
 
 
-def events_for(
-    interaction: Interaction,
-    pixel_state: PixelState,
-    org_enabled: bool,
-    visitor_hash: str | None = None,
-) -> list[QueuedEvent]:
-    """The 0 to 3 events an interaction queues, each serialised for the outbox.
+class Prepared(NamedTuple):
+    """An interaction's hashes and serialised shared fields: the costly part of its events,
+    computed before its transaction, since which events fire waits on the organization's flag
+    read inside it."""
 
-    `visitor_hash` is `sha256_hex(interaction.visitor_id)` when the caller already has it.
-    Each payload is byte for byte `orjson.dumps(build_payload(...))`.
-    """
-    names = event_names(interaction.kind, pixel_state, org_enabled)
-    if not names:
-        return []
-    visitor_hash = visitor_hash or sha256_hex(interaction.visitor_id)  # once, not per event
+    visitor_hash: str
+    event_id: str
+    shared: bytes  # the fields every event of the interaction carries, serialised
+
+
+def prepare(interaction: Interaction, *, serialise: bool = True) -> Prepared:
+    """`serialise=False` when no event can fire (the pixel is not active): hashes only."""
+    visitor_hash = sha256_hex(interaction.visitor_id)  # once, for the row and every event
     event_id = derive_event_id(interaction, visitor_hash)
+    if not serialise:
+        return Prepared(visitor_hash, event_id, b"")
     shared = orjson.dumps(_shared_fields(interaction, event_id, visitor_hash))[1:-1]
+    return Prepared(visitor_hash, event_id, shared)
+
+
+def queued_events(
+    interaction: Interaction, prepared: Prepared, pixel_state: PixelState, org_enabled: bool
+) -> list[QueuedEvent]:
+    """The 0 to 3 events an interaction queues, each payload byte for byte
+    `orjson.dumps(build_payload(...))`."""
     return [
         QueuedEvent(
             name,
-            event_id,
+            prepared.event_id,
             interaction.event_time,
             _NAME_OPENINGS[name]
-            + shared
+            + prepared.shared
             + b',"custom_data":'
             + orjson.dumps(_custom_data(interaction, name))
             + b"}",
         )
-        for name in names
+        for name in event_names(interaction.kind, pixel_state, org_enabled)
     ]
+
+
+def events_for(
+    interaction: Interaction, pixel_state: PixelState, org_enabled: bool
+) -> list[QueuedEvent]:
+    """The 0 to 3 events an interaction queues, each serialised for the outbox."""
+    if pixel_state is not PixelState.ACTIVE:
+        return []
+    return queued_events(interaction, prepare(interaction), pixel_state, org_enabled)
 
 
 def event_time_problem(event_time: int, now: int) -> str | None:

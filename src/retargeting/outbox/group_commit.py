@@ -18,9 +18,10 @@ under MAX_INTERACTIONS_PER_COMMIT, which bounds how long the loop is held (about
 committer yields to the loop after each. It runs in the committer's own task, never in a
 request's: the requests that arrive while the loop serves others are what a group is made of
 (committing in each request's coroutine halved the saturated rate: every commit held one
-request). PostgreSQL (a network round trip) and a writer that is taken (another process, or the
-dispatcher's thread) go to a worker thread, so the event loop never waits on a lock or the
-network.
+request). When the writer is taken (another serve process, a worker, the dispatcher's thread),
+the turn is awaited on a thread (`db.engine.WriterLock`, first come first served) and the commit
+still runs here once it comes, so the loop never waits on a lock and never meets the convoy.
+PostgreSQL (a network round trip) commits on a worker thread.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from retargeting.db.engine import WriterBusy
+from retargeting.db.engine import WriterBusy, WriterLock, writer_lock
 from retargeting.domain.events import Interaction
 from retargeting.domain.pixel import PixelState
 from retargeting.outbox import recording
@@ -111,14 +112,15 @@ class GroupCommitter:
         return taken
 
     async def _commit(self, group: list[_Waiting]) -> None:
-        submissions = [waiting.submission for waiting in group]
+        now = time.time()
         try:
-            outcomes = self._record_inline(submissions)
+            readied = recording.ready([waiting.submission for waiting in group], now)
+            outcomes = await self._record_inline(readied, now)
             if outcomes is None:
                 outcomes = await asyncio.to_thread(
-                    recording.record_many, self._engine, submissions, time.time()
+                    recording.record_ready, self._engine, readied, now
                 )
-                self._on_commit(len(submissions))
+                self._on_commit(len(readied))
         except Exception as exc:  # the database failed: every caller in the group hears it
             for waiting in group:
                 if not waiting.answer.done():
@@ -132,13 +134,35 @@ class GroupCommitter:
             else:
                 waiting.answer.set_result(outcome)
 
-    def _record_inline(self, submissions: list[Submission]) -> Outcomes | None:
-        """Committed right here, or None when it must go to the thread (see the module doc)."""
+    async def _record_inline(self, readied: list[recording.Ready], now: float) -> Outcomes | None:
+        """Committed right here, or None when it must go to the thread (see the module doc).
+
+        When another process (or a thread of this one) writes, the turn is awaited on a thread,
+        so the loop goes on validating, and the commit still runs here once the turn comes.
+        """
         if not self._inline:
             return None
+        lock = writer_lock(self._engine)
+        if not lock.acquire(blocking=False):
+            await _wait_for_turn(lock)
         try:
-            outcomes = recording.record_many(self._engine, submissions, time.time(), wait=False)
-        except WriterBusy:
+            outcomes = recording.record_ready(self._engine, readied, now, lock_held=True)
+        except WriterBusy:  # a writer that does not queue (a migration, a CLI command) holds it
             return None
-        self._on_commit(len(submissions))
+        self._on_commit(len(readied))
         return outcomes
+
+
+async def _wait_for_turn(lock: WriterLock) -> None:
+    """Take `lock` on a thread; if the wait is cancelled, the lock is given back once taken."""
+    taking = asyncio.ensure_future(asyncio.to_thread(lock.acquire))
+    try:
+        await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        taking.add_done_callback(lambda taken: _give_back(lock, taken))
+        raise
+
+
+def _give_back(lock: WriterLock, taken: asyncio.Future[bool]) -> None:
+    if not taken.cancelled() and taken.exception() is None:
+        lock.release()

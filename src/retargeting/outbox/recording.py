@@ -17,9 +17,10 @@ from retargeting.db.engine import writing
 from retargeting.domain.events import (
     Interaction,
     InteractionKind,
+    Prepared,
     QueuedEvent,
-    events_for,
-    sha256_hex,
+    prepare,
+    queued_events,
 )
 from retargeting.domain.pixel import PixelState
 
@@ -57,18 +58,59 @@ def record(
     return outcome
 
 
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A submission with what needs no transaction already done: hashes, the serialised
+    fields its events share, its rows. Done before the writer lock is taken, so the lock is
+    held only for the statements (with `serve --processes N`, the other processes' turn)."""
+
+    submission: Submission
+    prepared: list[Prepared]
+    pageviews: list[interaction_rows.Row]
+    calls: list[interaction_rows.Row]
+
+
+def ready(submissions: Sequence[Submission], now: float) -> list[Ready]:
+    readied = []
+    for submission in submissions:
+        serialise = submission.pixel_state is PixelState.ACTIVE  # else no event can fire
+        prepared = [prepare(i, serialise=serialise) for i in submission.interactions]
+        pageviews, calls = interaction_rows.rows(submission.interactions, prepared, now)
+        readied.append(Ready(submission, prepared, pageviews, calls))
+    return readied
+
+
 def record_many(
-    engine: Engine, submissions: Sequence[Submission], now: float, *, wait: bool = True
+    engine: Engine,
+    submissions: Sequence[Submission],
+    now: float,
+    *,
+    wait: bool = True,
+    lock_held: bool = False,
 ) -> list[Recorded | UnknownOrganizations]:
-    """Record many callers' submissions in one transaction (group commit), each all-or-none.
+    """Record many callers' submissions in one transaction (group commit), each all-or-none."""
+    return record_ready(engine, ready(submissions, now), now, wait=wait, lock_held=lock_held)
+
+
+def record_ready(
+    engine: Engine,
+    readied: Sequence[Ready],
+    now: float,
+    *,
+    wait: bool = True,
+    lock_held: bool = False,
+) -> list[Recorded | UnknownOrganizations]:
+    """Record readied submissions in one transaction (group commit), each all-or-none.
 
     One commit for many requests is what lets a single SQLite file take thousands of events a
     second: the commit, not the rows, is the cost. A submission naming an unknown organization
     is left out (its outcome says which ids) without failing the others. With `wait=False`
-    it raises `engine.WriterBusy`, having written nothing, when SQLite's writer is taken.
+    it raises `engine.WriterBusy`, having written nothing, when SQLite's writer is taken;
+    `lock_held` is `writing`'s (the caller took the writer lock, which is released here).
     """
+    submissions = [r.submission for r in readied]
     try:
-        with writing(engine, wait=wait) as conn:
+        with writing(engine, wait=wait, lock_held=lock_held) as conn:
             # The counter update doubles as the existence check: an unknown id updates nothing.
             flags = orgs.add_counts_returning_flags(conn, _increments(submissions))
             outcomes = [_unknown_in(submission, flags.keys()) for submission in submissions]
@@ -77,7 +119,7 @@ def record_many(
             refused = [s for s, unknown in zip(submissions, outcomes, strict=True) if unknown]
             if refused:  # take back what they added to the organizations that do exist
                 orgs.add_counts_returning_flags(conn, _increments(refused, sign=-1))
-            accepted = [s for s, unknown in zip(submissions, outcomes, strict=True) if not unknown]
+            accepted = [r for r, unknown in zip(readied, outcomes, strict=True) if not unknown]
             recorded = iter(_write(conn, accepted, flags, now))
     except UnknownOrganizations as unknown:
         return [unknown]
@@ -99,30 +141,30 @@ def _increments(submissions: Sequence[Submission], sign: int = 1) -> dict[str, t
 
 
 def _write(
-    conn: Connection, submissions: Sequence[Submission], flags: Mapping[str, bool], now: float
+    conn: Connection, readied: Sequence[Ready], flags: Mapping[str, bool], now: float
 ) -> list[Recorded]:
     """The rows and outbox events of every accepted submission, one executemany per table."""
     results: list[Recorded] = []
     queued: list[tuple[str, QueuedEvent]] = []
-    interactions: list[Interaction] = []
-    visitor_hashes: list[str] = []  # one SHA-256 per interaction, for its row and its payloads
-    for submission in submissions:
+    pageviews: list[interaction_rows.Row] = []
+    calls: list[interaction_rows.Row] = []
+    for r in readied:
+        pixel_state = r.submission.pixel_state
         events: list[tuple[str, QueuedEvent]] = []
-        for i in submission.interactions:
-            visitor_hash = sha256_hex(i.visitor_id)
-            interactions.append(i)
-            visitor_hashes.append(visitor_hash)
+        for i, prepared in zip(r.submission.interactions, r.prepared, strict=True):
             org_enabled = flags[i.organization_id]
-            for event in events_for(i, submission.pixel_state, org_enabled, visitor_hash):
+            for event in queued_events(i, prepared, pixel_state, org_enabled):
                 events.append((i.organization_id, event))
         queued.extend(events)
+        pageviews.extend(r.pageviews)
+        calls.extend(r.calls)
         results.append(
             Recorded(
-                interactions=len(submission.interactions),
+                interactions=len(r.submission.interactions),
                 events_queued=len(events),
                 by_event_name=Counter(event.event_name for _, event in events),
             )
         )
-    interaction_rows.insert_rows(conn, interactions, visitor_hashes, now)
+    interaction_rows.insert_rows(conn, pageviews, calls)
     outbox.enqueue(conn, queued, now)
     return results

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from retargeting import __version__, runtime
+from retargeting import __version__, metrics, runtime
 from retargeting.settings import Settings
 from retargeting.web import (
     errors,
@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
                 extra={"action": "app_start", "deliver": delivers, "worker_id": rt.worker_id},
             )
             yield
+        metrics.forget_this_process()
         log.info("app stopped", extra={"action": "app_stop"})
 
     app = FastAPI(

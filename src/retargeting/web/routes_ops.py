@@ -10,7 +10,7 @@ import logging
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -46,4 +46,4 @@ def healthz(runtime: deps.RuntimeDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 def metrics(runtime: deps.RuntimeDep) -> Response:
     """Prometheus text format; the outbox depth is read from the database at scrape time."""
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(runtime.metrics.latest(), media_type=CONTENT_TYPE_LATEST)

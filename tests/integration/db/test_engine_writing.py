@@ -1,4 +1,5 @@
-"""The SQLite writer lock: threads queue on it, and an event-loop caller can refuse to wait."""
+"""The SQLite writer lock: threads and processes queue on it; an event-loop caller can refuse
+to wait."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from retargeting.db.engine import SQLITE_BUSY_TIMEOUT_MS, WriterBusy, writing
+from retargeting.db.engine import SQLITE_BUSY_TIMEOUT_MS, WriterBusy, writer_lock, writing
+from tests.support.writer_process import another_process_holding_the_writer, let_go
 
 
 @contextlib.contextmanager
@@ -89,3 +91,35 @@ def test_waiting_writers_queue_behind_the_holder(sqlite_engine: Engine) -> None:
     holder.join()
     waiter.join()
     assert order == ["holder", "waiter"]
+
+
+def test_writers_of_other_processes_queue_on_the_writer_lock(sqlite_engine: Engine) -> None:
+    """No SQLite busy handler between processes: the next writer goes the moment it is free."""
+    with another_process_holding_the_writer(sqlite_engine) as holder:
+        with pytest.raises(WriterBusy), writing(sqlite_engine, wait=False):
+            pytest.fail("the body must not run while another process holds the writer lock")
+        written = threading.Event()
+
+        def write() -> None:
+            with writing(sqlite_engine) as conn:
+                conn.execute(text("UPDATE settings_revision SET revision = revision + 1"))
+            written.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not written.wait(0.3)  # queued behind the other process
+        let_go(holder)
+        assert written.wait(10)
+        writer.join()
+
+
+def test_a_lock_taken_by_the_caller_is_released_by_writing(sqlite_engine: Engine) -> None:
+    lock = writer_lock(sqlite_engine)
+    assert lock.acquire(blocking=False)
+    with writing(sqlite_engine, lock_held=True) as conn:
+        conn.execute(text("UPDATE settings_revision SET revision = revision + 1"))
+    assert lock.acquire(blocking=False)  # released: free again
+    with pytest.raises(RuntimeError), writing(sqlite_engine, lock_held=True):
+        raise RuntimeError("the transaction fails")
+    assert lock.acquire(blocking=False)  # released on failure too
+    lock.release()

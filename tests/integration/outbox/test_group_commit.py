@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -17,6 +18,7 @@ from retargeting.outbox import recording
 from retargeting.outbox.group_commit import GroupCommitter
 from retargeting.outbox.recording import Recorded, Submission, UnknownOrganizations
 from tests.factories import make_interaction, make_org
+from tests.support.writer_process import another_process_holding_the_writer, let_go
 
 
 @contextlib.asynccontextmanager
@@ -154,6 +156,30 @@ async def test_the_event_loop_never_waits_for_a_writer_in_another_process(
     finally:
         other.close()
     assert recorded.interactions == 1
+    assert count(sqlite_engine, widget_pageviews) == 1
+
+
+async def test_a_turn_taken_by_another_serve_process_is_awaited_off_the_loop(
+    sqlite_engine: Engine,
+) -> None:
+    """Another process queued on the writer lock: the loop keeps turning while the request
+    waits, and once the turn comes the commit runs on the loop's own thread (no GIL convoy)."""
+    make_org(sqlite_engine, "org-1")
+    committed_on: list[int] = []
+    with another_process_holding_the_writer(sqlite_engine) as holder:
+        async with running_committer(
+            sqlite_engine, lambda size: committed_on.append(threading.get_ident())
+        ) as committer:
+            request = asyncio.create_task(
+                committer.record([make_interaction(visitor_id="v")], PixelState.ACTIVE)
+            )
+            for _ in range(20):  # the loop keeps turning while the request waits
+                await asyncio.sleep(0.01)
+            assert not request.done()
+            let_go(holder)
+            recorded = await asyncio.wait_for(request, 10)
+    assert recorded.interactions == 1
+    assert committed_on == [threading.get_ident()]  # the event loop's thread
     assert count(sqlite_engine, widget_pageviews) == 1
 
 

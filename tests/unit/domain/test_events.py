@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+
 import orjson
 import pytest
 from hypothesis import given

@@ -38,6 +38,4 @@ def downgrade() -> None:
         batch_op.drop_index(
             "ix_outbox_events_finished_at", postgresql_where=_FINISHED, sqlite_where=_FINISHED
         )
-        batch_op.create_index(
-            "ix_outbox_events_finished", ["status", "finished_at"], unique=False
-        )
+        batch_op.create_index("ix_outbox_events_finished", ["status", "finished_at"], unique=False)
