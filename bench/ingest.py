@@ -115,6 +115,10 @@ WIDGET_VIEW = "/api/v1/events/widget-view"
 BATCH = "/api/v1/events/batch"
 ADMIN = "/api/v1/platform/retargeting"
 BATCH_SIZE = 1000
+# Sixteen keep-alive connections: with two serve processes each gets several (the kernel spreads
+# connections over their SO_REUSEPORT sockets by hash), and each connection has a batch in
+# flight at all times.
+BATCH_CONNECTIONS = 16
 START_TIMEOUT_SECONDS = 30.0
 
 
@@ -386,8 +390,17 @@ def run(quick: bool) -> list[Figure]:
             driver = Driver(svc, int(time.time()))
             driver.single(1.0, 8)  # warm-up
             figures = _single_events(driver, seconds, spec_ms, rounds)
-            figures.append(_batches(driver, seconds, rounds))
-        figures.append(_durability(database_url, driver.accepted))
+            one_process = _batches(driver, seconds, rounds, processes=1)
+        figures.append(_durability(database_url, driver.accepted, processes=1))
+    # Batches again, served by two processes (one per core), each on a fresh database.
+    with stand_in(50.0) as graph, scratch_database() as database_url:
+        with service(database_url, graph.url, worker=False, processes=2) as svc:
+            print(f"   serve --processes 2, supervisor pid {svc.pid}", flush=True)
+            driver = Driver(svc, int(time.time()))
+            driver.batches(2.0, connections=BATCH_CONNECTIONS)  # warm-up
+            figures.append(_batches(driver, seconds, rounds, processes=2))
+        figures.append(one_process)
+        figures.append(_durability(database_url, driver.accepted, processes=2))
     return figures
 
 
@@ -455,24 +468,29 @@ def _single_events(driver: Driver, seconds: float, spec_ms: float, rounds: int) 
     ]
 
 
-def _batches(driver: Driver, seconds: float, rounds: int) -> Figure:
-    runs = [driver.batches(seconds, connections=4) for _ in range(rounds)]
+def _batches(driver: Driver, seconds: float, rounds: int, processes: int) -> Figure:
+    runs = [driver.batches(seconds, connections=BATCH_CONNECTIONS) for _ in range(rounds)]
     result = median_run(runs, key=lambda run: run.rate)
     events_per_second = result.rate * BATCH_SIZE
-    target, met = at_least(events_per_second, 50_000)
+    target, reached = at_least(events_per_second, 50_000)
+    met: bool | None = reached and not any(run.statuses for run in runs)
+    served_by = "serve --processes 2" if processes > 1 else "one serve process"
+    if processes == 1:  # beside the headline: what the second process adds
+        target, met = "", None
     return Figure(
         NAME,
-        f"batch POST /events/batch of {BATCH_SIZE:,} events, 4 connections, closed loop",
+        f"batch POST /events/batch of {BATCH_SIZE:,} events, {served_by}, "
+        f"{BATCH_CONNECTIONS} connections, closed loop",
         events_per_second,
         "events/s",
         target,
-        met and not any(run.statuses for run in runs),
+        met,
         f"p50 {percentile(result.latencies, 0.5) * 1000:.0f} ms a batch; {cpu_note(result)}; "
         + runs_note([run.rate * BATCH_SIZE for run in runs], "events/s"),
     )
 
 
-def _durability(database_url: str, accepted: Iterable[int]) -> Figure:
+def _durability(database_url: str, accepted: Iterable[int], processes: int) -> Figure:
     """Every accepted view is in widget_pageviews and queued its events in the outbox, no more."""
     numbers = list(accepted)
     views, events = stored_rows(database_url)
@@ -480,7 +498,8 @@ def _durability(database_url: str, accepted: Iterable[int]) -> Figure:
     lost = (len(numbers) - views) + (expected_events - events)
     return Figure(
         NAME,
-        "accepted but not stored (pageview + outbox rows), after SIGTERM",
+        f"accepted but not stored (pageview + outbox rows), after SIGTERM, "
+        f"{'serve --processes 2' if processes > 1 else 'one serve process'}",
         float(lost),
         "rows",
         "= 0",

@@ -98,7 +98,7 @@ def wait_healthy(server: LiveServer, timeout: float = START_TIMEOUT_SECONDS) -> 
 
 @contextmanager
 def live_servers(
-    env: Mapping[str, str], log_dir: Path, count: int, *, worker: bool = True
+    env: Mapping[str, str], log_dir: Path, count: int, *, worker: bool = True, processes: int = 1
 ) -> Iterator[list[LiveServer]]:
     """Start `count` servers side by side, wait for each /healthz, SIGTERM them afterwards."""
     servers: list[LiveServer] = []
@@ -107,6 +107,8 @@ def live_servers(
             command = ["serve", "--host", "127.0.0.1", "--port", str(port)]
             if not worker:
                 command.append("--no-worker")
+            if processes > 1:
+                command += ["--processes", str(processes)]
             log_path = log_dir / f"server-{port}.log"
             process = spawn(command, env, log_path)
             servers.append(LiveServer(f"http://127.0.0.1:{port}", process, log_path))
@@ -119,8 +121,8 @@ def live_servers(
 
 @contextmanager
 def live_server(
-    env: Mapping[str, str], log_dir: Path, *, worker: bool = True
+    env: Mapping[str, str], log_dir: Path, *, worker: bool = True, processes: int = 1
 ) -> Iterator[LiveServer]:
     """Start `retargeting serve`, wait for /healthz, stop it with SIGTERM afterwards."""
-    with live_servers(env, log_dir, 1, worker=worker) as [server]:
+    with live_servers(env, log_dir, 1, worker=worker, processes=processes) as [server]:
         yield server
