@@ -86,21 +86,33 @@ runs every 0.25 s, so the WAL never gets there: p99 from 11-14 ms to 4-8 ms. At 
 1,000 requests/s serve is still ~70% busy, because few requests share a commit (each writes
 ~8 WAL pages) and each request is answered alone.
 
-Batches miss by about 30%. `serve` is one core of Python, and a 1,000-event batch costs about 24
-us an event in-process (cProfile and timeit, one stage at a time): JSON parse 1.2, pydantic
-validation 4.5 (its Python validators included), building the domain interactions 2 (frozen
-dataclasses cost 1.2 us each to build), the events' payloads 4.5 (SHA-256, a dict, orjson), the
-inserts 4.5 and the commit 2.4 (2.3 rows an event, four index entries), the rest in between;
-HTTP adds about 2. 50,000 events/s is 20 us all told on this core. The remaining cuts in one
-process are small (constant custom_data, `validate_json`, positional construction: about 2 us
-together), so the target needs the second
-core. Tried in this session as prototypes, not kept: two uvicorn workers on one SQLite file,
-with payloads built before the write lock and a file lock (flock) handing the writer from
-process to process, gave 32,000-37,000 events/s (1 worker: 28,000-34,000 in the same runs): the
-processes queue on the one writer, a process that finds it taken commits on a thread (the convoy
-again), and the kernel gives four keep-alive connections to the two processes unevenly (once 87%
-and 6% of a core). What would: one writer process fed by N validating processes, or validation
-and payload building in compiled code.
+Batches miss. In one process a 1,000-event batch cost about 24 us an event in-process before
+this round's cuts: JSON parse 1.2, pydantic validation 4.5, building the domain interactions 2,
+the payloads 4.5, the inserts 4.5, the commit 2.4, the rest in between; HTTP and the kernel
+(400 KB bodies, the WAL) add about 6 more at saturation. Cut since, each profiled and A/B timed
+in-process (old and new trees, alternating, CPU time: 25-29 -> 23-25 us an event): bodies are
+validated straight from the bytes (`validate_json`, 4.0 against 5.6 us); Interaction and
+QueuedEvent are NamedTuples (a frozen dataclass cost 1.2 us to build); an interaction's shared
+payload fields are serialised once and each event's name and custom data spliced around them
+(byte for byte the same, a hypothesis test checks it); the finished-rows index is partial, so
+an enqueued row adds no entry to it (the outbox insert from 4.1 to 3.1 us an event). One process
+stays near 31,000-35,000 events/s: 50,000 is 20 us an event all told on one core.
+So the second core: `serve --processes 2` runs two uvicorn servers on one port, each with its
+own SO_REUSEPORT socket (uvicorn's `--workers` shares one socket, and one idle process accepted
+all eight of a run's connections), and SQLite's writer passes between them through a `flock`
+(`db.engine.WriterLock`); a process whose turn has not come awaits it on a thread and commits on
+its loop, and everything that needs no transaction (hashes, serialised payload fields, rows) is
+done before the lock. Measured in prototype runs through this session: 36,000-46,000 events/s
+with serve at 140-165% of a core. What limits it, by py-spy of both processes: (1) CPU per
+event rises from ~31 to ~40 us when both cores are busy (two vCPUs of one host share caches;
+"requests per serve CPU-second" above shows it); (2) the writer hand-off: a process waiting for
+the lock spent ~45% of its time there while the other held it, because the lock is held from
+the moment the waiting thread takes it until its loop has finished the request it is validating
+(a batch is ~4 ms of one pydantic call). The physical limit on these two cores is about
+2 x 1/31 us = 64,000 events/s if validation ran in parallel and the writer (~8 us an event of
+SQLite) were never idle. What would close the gap: validation compiled end to end (the Python
+validators are a third of it) or a writer process fed by validating processes over shared
+memory, so that no lock passes between event loops.
 The spec's design records the view and then awaits the Conversions API call
 inside the request, so its latency is Meta's round trip (50 ms at the stand-in, measured through
 it in the same run) plus the recording, and each connection carries at most one request per
