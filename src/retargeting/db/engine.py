@@ -77,8 +77,8 @@ class WriterLock:
     between holders. Writers queue here instead: a thread lock for this process's threads and,
     for a database file, an exclusive `flock` on a file beside it for other processes (the
     processes of `serve --processes N`, a separate `worker`). Either wakes the next writer the
-    moment the holder is done. Another thread than the acquirer may release it (the group
-    committer waits for its turn on a thread and writes on the event loop).
+    moment the holder is done; the group committer, on the event loop, tries for it without
+    waiting instead.
     """
 
     def __init__(self, lock_path: Path | None) -> None:
