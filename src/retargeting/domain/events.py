@@ -173,14 +173,32 @@ def queued_events(
             name,
             prepared.event_id,
             interaction.event_time,
-            _NAME_OPENINGS[name]
-            + prepared.shared
-            + b',"custom_data":'
-            + orjson.dumps(_custom_data(interaction, name))
-            + b"}",
+            b"".join(
+                (
+                    _NAME_OPENINGS[name],
+                    prepared.shared,
+                    _CUSTOM_DATA_KEY,
+                    _custom_data_json(interaction, name),
+                    b"}",
+                )
+            ),
         )
         for name in event_names(interaction.kind, pixel_state, org_enabled)
     ]
+
+
+_CUSTOM_DATA_KEY = b',"custom_data":'
+_WIDGET_CUSTOM_DATA_JSON = orjson.dumps(_WIDGET_CUSTOM_DATA)
+_CALL_CUSTOM_DATA_JSON = orjson.dumps(_CALL_CUSTOM_DATA)
+
+
+def _custom_data_json(interaction: Interaction, event_name: str) -> bytes:
+    """`_custom_data` serialised; the constant ones (every widget view) serialised once."""
+    if interaction.kind is InteractionKind.WIDGET_VIEW:
+        return _WIDGET_CUSTOM_DATA_JSON
+    if event_name != LEAD and interaction.call_id:
+        return orjson.dumps(_custom_data(interaction, event_name))
+    return _CALL_CUSTOM_DATA_JSON
 
 
 def events_for(

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 BODY_LIMIT_BYTES = 2 * MIB  # a single event or organization is a few hundred bytes
 BATCH_BODY_LIMIT_BYTES = 8 * MIB  # 1,000 events of a few KiB each, with room to spare
 BATCH_PATH = "/api/v1/events/batch"
+GC_YOUNG_THRESHOLD = 50_000
 
 
 def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
@@ -56,6 +57,10 @@ def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
             # process: keep it out of the collector's full passes, which would otherwise walk
             # it all every few seconds under load and stall requests for tens of milliseconds.
             gc.freeze()
+            # A 1,000-event batch allocates ~6,000 container objects, all alive until it is
+            # answered: at the default threshold (700) each batch ran about eight young
+            # collections that walked them; 2.5% of a batch event's instructions (callgrind).
+            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             log.info(
                 "app started",
                 extra={"action": "app_start", "deliver": delivers, "worker_id": rt.worker_id},
