@@ -86,33 +86,40 @@ runs every 0.25 s, so the WAL never gets there: p99 from 11-14 ms to 4-8 ms. At 
 1,000 requests/s serve is still ~70% busy, because few requests share a commit (each writes
 ~8 WAL pages) and each request is answered alone.
 
-Batches miss. In one process a 1,000-event batch cost about 24 us an event in-process before
-this round's cuts: JSON parse 1.2, pydantic validation 4.5, building the domain interactions 2,
-the payloads 4.5, the inserts 4.5, the commit 2.4, the rest in between; HTTP and the kernel
-(400 KB bodies, the WAL) add about 6 more at saturation. Cut since, each profiled and A/B timed
-in-process (old and new trees, alternating, CPU time: 25-29 -> 23-25 us an event): bodies are
-validated straight from the bytes (`validate_json`, 4.0 against 5.6 us); Interaction and
-QueuedEvent are NamedTuples (a frozen dataclass cost 1.2 us to build); an interaction's shared
-payload fields are serialised once and each event's name and custom data spliced around them
-(byte for byte the same, a hypothesis test checks it); the finished-rows index is partial, so
-an enqueued row adds no entry to it (the outbox insert from 4.1 to 3.1 us an event). One process
-stays near 31,000-35,000 events/s: 50,000 is 20 us an event all told on one core.
-So the second core: `serve --processes 2` runs two uvicorn servers on one port, each with its
-own SO_REUSEPORT socket (uvicorn's `--workers` shares one socket, and one idle process accepted
-all eight of a run's connections), and SQLite's writer passes between them through a `flock`
-(`db.engine.WriterLock`); a process whose turn has not come awaits it on a thread and commits on
-its loop, and everything that needs no transaction (hashes, serialised payload fields, rows) is
-done before the lock. Measured in prototype runs through this session: 36,000-46,000 events/s
-with serve at 140-165% of a core. What limits it, by py-spy of both processes: (1) CPU per
-event rises from ~31 to ~40 us when both cores are busy (two vCPUs of one host share caches;
-"requests per serve CPU-second" above shows it); (2) the writer hand-off: a process waiting for
-the lock spent ~45% of its time there while the other held it, because the lock is held from
-the moment the waiting thread takes it until its loop has finished the request it is validating
-(a batch is ~4 ms of one pydantic call). The physical limit on these two cores is about
-2 x 1/31 us = 64,000 events/s if validation ran in parallel and the writer (~8 us an event of
-SQLite) were never idle. What would close the gap: validation compiled end to end (the Python
-validators are a third of it) or a writer process fed by validating processes over shared
-memory, so that no lock passes between event loops.
+Batches. In one process a 1,000-event batch cost about 24 us an event in-process at the start of
+this round: JSON parse 1.2, pydantic validation 4.5, building the domain interactions 2, the
+payloads 4.5, the inserts 4.5, the commit 2.4, the rest in between; HTTP and the kernel (400 KB
+bodies, the WAL) add about 6 more at saturation. 50,000 events/s is 20 us an event all told, so
+one core cannot get there. Because this VM's speed drifts by up to 50% within an hour, the cuts
+were measured in instructions (valgrind's callgrind, the in-process path from the body's bytes
+to the commit, old and new trees): 237,000 instructions a batch event before, 160,000 after.
+What was cut: bodies are validated straight from the bytes (`validate_json`, 4.0 against 5.6 us);
+Interaction and QueuedEvent are NamedTuples built positionally (a frozen dataclass cost 1.2 us);
+an interaction's shared payload fields are serialised once and each event's name and custom
+data spliced around them (byte for byte `orjson.dumps(build_payload(...))`, a hypothesis test
+checks it); the finished-rows index is partial, so an enqueued row adds no entry to it (outbox
+insert 4.1 -> 3.1 us an event); one validator call for the user agent; a young-generation GC
+threshold of 50,000 in serve (a batch allocates ~6,000 containers that live until it is
+answered). Of the 160,000 instructions left, pydantic validation is ~51,000 (a third of it the
+Python validators: URL, IP, cookies, event time), the transaction ~105,000 (SQLite 39,000, the
+interpreter 37,000, libc 19,000 of which 7,000 are mutexes: SQLite's serialized-mode lock
+around every bind and the GIL released around every row).
+
+The headline uses the second core: `serve --processes 2` runs two uvicorn servers on one port,
+each with its own SO_REUSEPORT socket (uvicorn's `--workers` shares one socket, and one idle
+process accepted all eight of a run's connections), and SQLite's writer passes between them
+through a `flock` (`db.engine.WriterLock`). Everything that needs no transaction (hashes,
+serialised payload fields, rows) is done before the lock, and a process whose turn has not come
+tries again from its loop every 0.5 ms: a first version took the lock on a thread and held it
+idle until its loop had finished the batch it was validating (~4 ms in one pydantic call), and
+py-spy showed each process waiting ~45% of the time while serve used 140-165% of the cores;
+polling, serve uses ~180%. What limits it now is CPU: two processes spend more per event than
+one ("requests per serve CPU-second" in the two batch lines: the page caches of both processes
+start cold after the other's commit, and both checkpoint), and the run-to-run spread is the VM's.
+The physical limit on these two cores is about 2 x 1/24 us = 83,000 events/s, if validation and
+the writer never waited on each other. What would reach further: validation compiled end to
+end (no Python validators), or one writer process fed rows by validating processes over shared
+memory, so that no page cache goes cold.
 The spec's design records the view and then awaits the Conversions API call
 inside the request, so its latency is Meta's round trip (50 ms at the stand-in, measured through
 it in the same run) plus the recording, and each connection carries at most one request per

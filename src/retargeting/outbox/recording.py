@@ -81,15 +81,10 @@ def ready(submissions: Sequence[Submission], now: float) -> list[Ready]:
 
 
 def record_many(
-    engine: Engine,
-    submissions: Sequence[Submission],
-    now: float,
-    *,
-    wait: bool = True,
-    lock_held: bool = False,
+    engine: Engine, submissions: Sequence[Submission], now: float, *, wait: bool = True
 ) -> list[Recorded | UnknownOrganizations]:
     """Record many callers' submissions in one transaction (group commit), each all-or-none."""
-    return record_ready(engine, ready(submissions, now), now, wait=wait, lock_held=lock_held)
+    return record_ready(engine, ready(submissions, now), now, wait=wait)
 
 
 def record_ready(
