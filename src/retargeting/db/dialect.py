@@ -27,30 +27,49 @@ def insert_or_update(
     conn.execute(stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=resolved))
 
 
+# Statement sizes: full statements of the first, the remainder in powers of two, so that a
+# connection compiles and caches at most eight insert statements per table.
+STATEMENT_SIZES = (100, 64, 32, 16, 8, 4, 2, 1)
+
+
 def insert_many(
     conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """One driver-level executemany of positional rows, for the ingest hot path.
+    """Positional rows inserted up to 100 per statement, for the ingest hot path.
 
     SQLAlchemy's per-row parameter processing for `conn.execute(insert(table), dicts)` cost
     about 12 us a row, three times SQLite's own insert; the columns here need no type
-    conversion (text, integers, floats), so the rows go to the driver as they are.
+    conversion (text, integers, floats), so the rows go to the driver as they are. Many rows per
+    statement: a driver-level executemany of one row each still paid, per row, a statement
+    reset, a turn of Python's sqlite3 loop and a release and retake of the GIL (callgrind: a
+    batch event from 160,000 to 144,500 instructions).
     """
-    if rows:
-        conn.exec_driver_sql(_insert_sql(conn.dialect, table, columns), rows)
+    start = 0
+    for size in STATEMENT_SIZES:
+        count = (len(rows) - start) // size
+        if not count:
+            continue
+        conn.exec_driver_sql(
+            _insert_sql(conn.dialect, table, columns, size),
+            [
+                tuple(value for row in rows[first : first + size] for value in row)
+                for first in range(start, start + count * size, size)
+            ],
+        )
+        start += count * size
 
 
-@functools.lru_cache(maxsize=64)  # a few tables per engine, a few engines per process
-def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+@functools.lru_cache(maxsize=64)  # a few tables, eight sizes each
+def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...], count: int) -> str:
     placeholders = {"qmark": "?", "format": "%s", "pyformat": "%s"}
     if dialect.paramstyle not in placeholders:
         raise NotImplementedError(f"paramstyle {dialect.paramstyle} is not supported")
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(table.c[column].name) for column in columns)
-    marks = ", ".join([placeholders[dialect.paramstyle]] * len(columns))
+    row = "(" + ", ".join([placeholders[dialect.paramstyle]] * len(columns)) + ")"
     table_name = dialect.identifier_preparer.format_table(table)
     # Identifiers come from our own Table, quoted by the dialect; every value is a bound parameter.
-    return f"INSERT INTO {table_name} ({names}) VALUES ({marks})"  # noqa: S608
+    return f"INSERT INTO {table_name} ({names}) VALUES {', '.join([row] * count)}"  # noqa: S608
 
 
 def execute_prebuilt(

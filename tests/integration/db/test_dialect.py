@@ -23,6 +23,21 @@ def test_insert_many_writes_positional_rows_in_the_columns_named(engine: Engine)
     assert [tuple(row) for row in stored] == rows
 
 
+def test_insert_many_keeps_every_row_and_its_order_across_statement_sizes(engine: Engine) -> None:
+    # 237 = 2 x 100 + 32 + 4 + 1: full statements, then the remainder in powers of two.
+    rows = [
+        (f"org-{n % 7}", f"{n:064x}", f"https://x.example/{n}", f"e-{n}", n, 0.5)
+        for n in range(237)
+    ]
+    with engine.begin() as conn:
+        dialect.insert_many(conn, widget_pageviews, COLUMNS, rows)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(*(widget_pageviews.c[name] for name in COLUMNS)).order_by(widget_pageviews.c.id)
+        ).all()
+    assert [tuple(row) for row in stored] == rows
+
+
 def test_execute_prebuilt_binds_by_name_and_returns_rows(engine: Engine) -> None:
     make_org(engine, "org-1", retargeting_enabled=True)
     statement = (
