@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench soak lint typecheck unit system-packages screenshot clean
+.PHONY: run test bench bench-instructions soak lint typecheck unit system-packages screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP) system-packages
 	$(BIN)/python -m bench.run
+
+# Instructions a batch event costs in-process (valgrind's callgrind): how code changes are judged,
+# since throughput on this VM drifts. `make bench-instructions SRC=/path/to/other/src` compares.
+SRC ?= src
+bench-instructions: $(BENCH_STAMP)
+	$(BIN)/python -m bench.instructions --src $(SRC)
 
 # The chaos soak (tests/integration/test_chaos_soak.py) at a million interactions per database;
 # `make test` runs it at 100,000. Figures are printed at the end.
