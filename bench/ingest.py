@@ -92,7 +92,8 @@ payloads 4.5, the inserts 4.5, the commit 2.4, the rest in between; HTTP and the
 bodies, the WAL) add about 6 more at saturation. 50,000 events/s is 20 us an event all told, so
 one core cannot get there. Because this VM's speed drifts by up to 50% within an hour, the cuts
 were measured in instructions (valgrind's callgrind, the in-process path from the body's bytes
-to the commit, old and new trees): 237,000 instructions a batch event before, 147,000 after.
+to the commit; `make bench-instructions`, with `SRC=` naming the old tree's src/): 206,000
+instructions a batch event before this round, 150,000 after.
 What was cut: bodies are validated straight from the bytes (`validate_json`, 4.0 against 5.6 us);
 Interaction and QueuedEvent are NamedTuples built positionally (a frozen dataclass cost 1.2 us);
 an interaction's shared payload fields are serialised once and each event's name and custom
@@ -101,7 +102,8 @@ checks it); the finished-rows index is partial, so an enqueued row adds no entry
 insert 4.1 -> 3.1 us an event); one validator call for the user agent; a young-generation GC
 threshold of 50,000 in serve (a batch allocates ~6,000 containers that live until it is
 answered); up to 100 rows per INSERT statement (a driver-level executemany paid, per row, a
-statement reset, a turn of sqlite3's loop and a release and retake of the GIL: 160,000 -> 147,000).
+statement reset, a turn of sqlite3's loop and a release and retake of the GIL: 8% of the
+instructions).
 Of what is left, pydantic validation is ~51,000 (a third of it the Python validators: URL, IP,
 cookies, event time) and the transaction ~90,000 (SQLite, the interpreter building rows and
 payload splices, libc's allocator and SQLite's serialized-mode mutex around every bind).
