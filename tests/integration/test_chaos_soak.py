@@ -28,12 +28,12 @@ from sqlalchemy.engine import make_url
 
 from retargeting.db.engine import make_engine
 from retargeting.db.tables import outbox_events
-from tests.factories import ACCESS_TOKEN, PIXEL_ID, TEST_KEY, make_superadmin_and_key
+from tests.factories import ACCESS_TOKEN, PIXEL_ID, make_superadmin_and_key
 from tests.fakes.graph_faults import chaos_faults
 from tests.fakes.graph_stand_in import GraphStandIn
 from tests.support import soak
 from tests.support.figures import Figures
-from tests.support.live_server import free_port
+from tests.support.live_server import free_port, server_env
 from tests.support.postgres import PostgresServer
 from tests.support.processes import ServiceProcess
 
@@ -134,18 +134,16 @@ def test_chaos_soak_loses_nothing(
     started = time.monotonic()
     plan = soak.build_plan(EVENTS, run="soak", now=int(time.time()))
     with GraphStandIn({ACCESS_TOKEN}, {PIXEL_ID}, latency_seconds=0.05, keep_events=False) as graph:
-        env = {
-            "RETARGETING_ENVIRONMENT": "test",
-            "RETARGETING_DATABASE_URL": database_url,
-            "RETARGETING_SECRET_KEY": TEST_KEY,
-            "RETARGETING_VAR_DIR": str(tmp_path),
-            "RETARGETING_GRAPH_API_URL": graph.url,
-            "RETARGETING_GRAPH_TIMEOUT_SECONDS": "1.0",
-            "RETARGETING_LEASE_SECONDS": "4",
-            "RETARGETING_LINGER_SECONDS": "0.05",
-            "RETARGETING_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
-            "RETARGETING_BATCH_SIZE": str(BATCH_SIZE),
-        }
+        env = server_env(
+            database_url,
+            tmp_path,
+            graph.url,
+            RETARGETING_GRAPH_TIMEOUT_SECONDS="1.0",
+            RETARGETING_LEASE_SECONDS="4",
+            RETARGETING_LINGER_SECONDS="0.05",
+            RETARGETING_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
+            RETARGETING_BATCH_SIZE=str(BATCH_SIZE),
+        )
         serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
         if on_postgresql:
             server = ServiceProcess(

@@ -19,9 +19,9 @@ from sqlalchemy import Engine
 
 from retargeting.db.engine import make_engine
 from retargeting.services import credentials, pixel_settings
-from tests.factories import ACCESS_TOKEN, PIXEL_ID, TEST_KEY, make_cipher
+from tests.factories import ACCESS_TOKEN, PIXEL_ID, make_cipher
 from tests.fakes.graph_stand_in import Fault, GraphStandIn
-from tests.support.live_server import LiveServer, live_server
+from tests.support.live_server import LiveServer, live_server, server_env
 
 PIXEL_API = "/api/v1/platform/retargeting/pixel"
 
@@ -108,15 +108,13 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     )
     key = credentials.create_api_key(engine, name="widget-server", now=now)
     with GraphStandIn({ACCESS_TOKEN}, {PIXEL_ID}) as graph:
-        env = {
-            "RETARGETING_ENVIRONMENT": "test",
-            "RETARGETING_DATABASE_URL": database_url,
-            "RETARGETING_SECRET_KEY": TEST_KEY,
-            "RETARGETING_VAR_DIR": str(tmp_path),
-            "RETARGETING_GRAPH_API_URL": graph.url,
-            "RETARGETING_GRAPH_TIMEOUT_SECONDS": "0.5",
-            "RETARGETING_LINGER_SECONDS": "0.05",
-        }
+        env = server_env(
+            database_url,
+            tmp_path,
+            graph.url,
+            RETARGETING_GRAPH_TIMEOUT_SECONDS="0.5",
+            RETARGETING_LINGER_SECONDS="0.05",
+        )
         with (
             live_server(env, tmp_path) as server,
             httpx.Client(

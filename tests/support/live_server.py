@@ -15,11 +15,25 @@ from typing import Any
 
 import httpx
 
+from tests.factories import TEST_KEY
 from tests.support import secret_watch
 
 CLI = str(Path(sys.executable).parent / "retargeting")
 START_TIMEOUT_SECONDS = 30.0
 STOP_GRACE_SECONDS = 15.0
+
+
+def server_env(database_url: str, var_dir: Path, graph_url: str, **extra: str) -> dict[str, str]:
+    """What a test's `retargeting serve` or `worker` needs: its database, the test key, a
+    directory of its own and the Graph API stand-in; `extra` adds or overrides settings."""
+    return {
+        "RETARGETING_ENVIRONMENT": "test",
+        "RETARGETING_DATABASE_URL": database_url,
+        "RETARGETING_SECRET_KEY": TEST_KEY,
+        "RETARGETING_VAR_DIR": str(var_dir),
+        "RETARGETING_GRAPH_API_URL": graph_url,
+        **extra,
+    }
 
 
 def free_port() -> int:

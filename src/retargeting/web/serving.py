@@ -42,9 +42,7 @@ def serve_processes(app_factory: str, processes: int, host: str, port: int, **op
     stopping = threading.Event()
 
     def start() -> tuple[BaseProcess, float]:
-        process = context.Process(
-            target=_serve_one, args=(app_factory, host, port, options), daemon=False
-        )
+        process = context.Process(target=_serve_one, args=(app_factory, host, port, options))
         process.start()
         return process, time.monotonic()
 
@@ -97,5 +95,4 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(_BACKLOG)
-    sock.set_inheritable(True)
     return sock

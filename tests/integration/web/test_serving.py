@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from retargeting.db.engine import make_engine
 from retargeting.services import credentials
-from tests.factories import ACCESS_TOKEN, PIXEL_ID, TEST_KEY
+from tests.factories import ACCESS_TOKEN, PIXEL_ID
 from tests.fakes.graph_stand_in import GraphStandIn
-from tests.support.live_server import live_server
+from tests.support.live_server import live_server, server_env
 
 VIEWS = 60
 BATCH = 200
@@ -56,15 +56,13 @@ def test_two_processes_serve_record_deliver_and_count_as_one(
     admin_token, api_key = _credentials(engine)
     engine.dispose()
     with GraphStandIn({ACCESS_TOKEN}, {PIXEL_ID}) as graph:
-        env = {
-            "RETARGETING_ENVIRONMENT": "test",
-            "RETARGETING_DATABASE_URL": database_url,
-            "RETARGETING_SECRET_KEY": TEST_KEY,
-            "RETARGETING_VAR_DIR": str(tmp_path),
-            "RETARGETING_GRAPH_API_URL": graph.url,
-            "RETARGETING_LINGER_SECONDS": "0.05",
-            "RETARGETING_SETTINGS_POLL_SECONDS": "0.1",
-        }
+        env = server_env(
+            database_url,
+            tmp_path,
+            graph.url,
+            RETARGETING_LINGER_SECONDS="0.05",
+            RETARGETING_SETTINGS_POLL_SECONDS="0.1",
+        )
         with live_server(env, tmp_path, processes=2) as server:
             assert len(_serving_children(server.process.pid)) == 2
             admin = {"Authorization": f"Bearer {admin_token}"}
