@@ -138,29 +138,28 @@ def _lock_path(engine: Engine) -> Path | None:
 
 
 @contextlib.contextmanager
-def writing(engine: Engine, *, wait: bool = True, lock_held: bool = False) -> Iterator[Connection]:
+def writing(engine: Engine, *, lock_held: bool = False) -> Iterator[Connection]:
     """`engine.begin()` for the hot writers (ingest, claims, write-backs), queued on SQLite's
     `WriterLock`; PostgreSQL writes concurrently, with no queue.
 
-    With `wait=False` (SQLite only) it raises WriterBusy at once, before anything is written,
-    if a thread of this process or another process holds the write lock: for callers on the
-    event loop, which must never sit in SQLite's busy handler. `lock_held=True` is for a caller
-    that took `writer_lock(engine)` itself: the transaction does not wait either, and the lock
-    is released at its end, whatever happens.
+    `lock_held=True` (SQLite) is for a caller on the event loop that took `writer_lock(engine)`
+    itself without waiting: the lock is released at the transaction's end, whatever happens,
+    and the transaction does not wait either: if a writer that does not queue (another
+    program's connection) holds SQLite's lock, it raises WriterBusy before anything is written.
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
             yield conn
         return
     lock = writer_lock(engine)
-    if not lock_held and not lock.acquire(blocking=wait):
-        raise WriterBusy
+    if not lock_held:
+        lock.acquire()
     try:
-        if wait and not lock_held:
-            with engine.begin() as conn:
+        if lock_held:
+            with _without_waiting(engine) as conn:
                 yield conn
         else:
-            with _without_waiting(engine) as conn:
+            with engine.begin() as conn:
                 yield conn
     finally:
         lock.release()

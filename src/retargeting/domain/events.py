@@ -133,7 +133,7 @@ def build_payload(
     return {
         "event_name": event_name,
         **shared,
-        "custom_data": _custom_data(interaction, event_name),
+        "custom_data": dict(_custom_data(interaction, event_name)),  # never the shared constant
     }
 
 
@@ -194,11 +194,12 @@ _CALL_CUSTOM_DATA_JSON = orjson.dumps(_CALL_CUSTOM_DATA)
 
 def _custom_data_json(interaction: Interaction, event_name: str) -> bytes:
     """`_custom_data` serialised; the constant ones (every widget view) serialised once."""
-    if interaction.kind is InteractionKind.WIDGET_VIEW:
+    data = _custom_data(interaction, event_name)
+    if data is _WIDGET_CUSTOM_DATA:
         return _WIDGET_CUSTOM_DATA_JSON
-    if event_name != LEAD and interaction.call_id:
-        return orjson.dumps(_custom_data(interaction, event_name))
-    return _CALL_CUSTOM_DATA_JSON
+    if data is _CALL_CUSTOM_DATA:
+        return _CALL_CUSTOM_DATA_JSON
+    return orjson.dumps(data)
 
 
 def events_for(

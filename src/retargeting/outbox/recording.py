@@ -81,10 +81,10 @@ def ready(submissions: Sequence[Submission], now: float) -> list[Ready]:
 
 
 def record_many(
-    engine: Engine, submissions: Sequence[Submission], now: float, *, wait: bool = True
+    engine: Engine, submissions: Sequence[Submission], now: float
 ) -> list[Recorded | UnknownOrganizations]:
     """Record many callers' submissions in one transaction (group commit), each all-or-none."""
-    return record_ready(engine, ready(submissions, now), now, wait=wait)
+    return record_ready(engine, ready(submissions, now), now)
 
 
 def record_ready(
@@ -92,20 +92,19 @@ def record_ready(
     readied: Sequence[Ready],
     now: float,
     *,
-    wait: bool = True,
     lock_held: bool = False,
 ) -> list[Recorded | UnknownOrganizations]:
     """Record readied submissions in one transaction (group commit), each all-or-none.
 
     One commit for many requests is what lets a single SQLite file take thousands of events a
     second: the commit, not the rows, is the cost. A submission naming an unknown organization
-    is left out (its outcome says which ids) without failing the others. With `wait=False`
-    it raises `engine.WriterBusy`, having written nothing, when SQLite's writer is taken;
-    `lock_held` is `writing`'s (the caller took the writer lock, which is released here).
+    is left out (its outcome says which ids) without failing the others. `lock_held` is
+    `writing`'s: the caller took the writer lock, which is released here, and WriterBusy means
+    nothing was written.
     """
     submissions = [r.submission for r in readied]
     try:
-        with writing(engine, wait=wait, lock_held=lock_held) as conn:
+        with writing(engine, lock_held=lock_held) as conn:
             # The counter update doubles as the existence check: an unknown id updates nothing.
             flags = orgs.add_counts_returning_flags(conn, _increments(submissions))
             outcomes = [_unknown_in(submission, flags.keys()) for submission in submissions]

@@ -1,5 +1,5 @@
-"""The SQLite writer lock: threads and processes queue on it; an event-loop caller can refuse
-to wait."""
+"""The SQLite writer lock: threads and processes queue on it; an event-loop caller that took it
+without waiting never waits inside SQLite either."""
 
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ def another_process_writing(engine: Engine) -> Iterator[None]:
 
 
 def test_without_waiting_it_writes_when_the_writer_is_free(sqlite_engine: Engine) -> None:
-    with writing(sqlite_engine, wait=False) as conn:
+    assert writer_lock(sqlite_engine).acquire(blocking=False)
+    with writing(sqlite_engine, lock_held=True) as conn:
         conn.execute(text("UPDATE settings_revision SET revision = revision"))
         busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
     assert busy_timeout == 0  # inside: a held lock would have failed BEGIN at once
 
 
-def test_a_thread_of_this_process_writing_makes_it_refuse(sqlite_engine: Engine) -> None:
+def test_a_thread_of_this_process_writing_keeps_the_lock_from_others(sqlite_engine: Engine) -> None:
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -46,22 +47,24 @@ def test_a_thread_of_this_process_writing_makes_it_refuse(sqlite_engine: Engine)
     holder.start()
     try:
         assert holding.wait(10)
-        with pytest.raises(WriterBusy), writing(sqlite_engine, wait=False):
-            pytest.fail("the body must not run while another thread writes")
+        assert not writer_lock(sqlite_engine).acquire(blocking=False)
     finally:
         release.set()
         holder.join()
 
 
-def test_another_process_writing_makes_it_refuse_at_once(sqlite_engine: Engine) -> None:
+def test_a_writer_that_does_not_queue_makes_it_refuse_at_once(sqlite_engine: Engine) -> None:
     # Waiting would sit in SQLite's busy handler for SQLITE_BUSY_TIMEOUT_MS and then fail with
     # OperationalError; refusing raises WriterBusy before the body runs.
+    assert writer_lock(sqlite_engine).acquire(blocking=False)  # it does not queue there
     with (
         another_process_writing(sqlite_engine),
         pytest.raises(WriterBusy),
-        writing(sqlite_engine, wait=False),
+        writing(sqlite_engine, lock_held=True),
     ):
         pytest.fail("the body must not run while another process writes")
+    assert writer_lock(sqlite_engine).acquire(blocking=False)  # given back on refusal
+    writer_lock(sqlite_engine).release()
     with sqlite_engine.connect() as conn:  # the pooled connection waits again for others
         busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
     assert busy_timeout == SQLITE_BUSY_TIMEOUT_MS
@@ -96,8 +99,7 @@ def test_waiting_writers_queue_behind_the_holder(sqlite_engine: Engine) -> None:
 def test_writers_of_other_processes_queue_on_the_writer_lock(sqlite_engine: Engine) -> None:
     """No SQLite busy handler between processes: the next writer goes the moment it is free."""
     with another_process_holding_the_writer(sqlite_engine) as holder:
-        with pytest.raises(WriterBusy), writing(sqlite_engine, wait=False):
-            pytest.fail("the body must not run while another process holds the writer lock")
+        assert not writer_lock(sqlite_engine).acquire(blocking=False)
         written = threading.Event()
 
         def write() -> None:
