@@ -60,7 +60,8 @@ page. The physical limit is that scan of the organizations table, about a millis
 10,000 rows: past ~100,000 organizations the search would want a trigram index (`pg_trgm`) and
 the enabled-only count a partial index. The spec's design counts every pageview and call row at
 each load, here a scan of the 500 MB covering index on `widget_pageviews.organization_id` (10
-million entries, about a second), so its cost grows with all the traffic ever recorded; it is
+million entries, about a second; the index is built for this baseline, since the service reads
+counters and keeps no such index), so its cost grows with all the traffic ever recorded; it is
 measured as SQL alone, its three queries as if run in parallel, which flatters it. The database
 (2.9 GiB) is generated inside SQLite in about 50 s and cached in `var/bench/`, keyed by the
 migration head, so reruns skip the build.
@@ -69,7 +70,7 @@ migration head, so reruns skip the build.
 NAME = "admin"
 PASSWORD = "bench admin password 0123456789"
 EMAIL = "bench-admin@example.com"
-GENERATOR = 1  # bump when the generated data changes, so a cached database is rebuilt
+GENERATOR = 2  # bump when the generated data changes, so a cached database is rebuilt
 TARGET_P95_MS = 100.0
 WARMUP = 5
 SEARCH = "harbor"  # one first word in ~100: ~1% of organizations match
@@ -206,9 +207,9 @@ def _apportion(weights: list[float], total: int) -> list[int]:
 def _load(path: Path, size: Size) -> None:
     """Rows generated inside SQLite: each organization's counter says how many rows it gets.
 
-    Organizations are inserted in id order and rows are generated in that order, so the index
-    on organization_id grows by appends. No rollback journal during the load: the file is
-    thrown away if the load fails (it is renamed into place only when complete).
+    Organizations are inserted in id order and their rows generated in that order; the spec's
+    baseline gets its index on organization_id at the end. No rollback journal during the load:
+    the file is thrown away if the load fails (it is renamed into place only when complete).
     """
     now = time.time()
     plan = _plan(size, now)
@@ -256,6 +257,11 @@ def _load(path: Path, size: Size) -> None:
             " ORDER BY o.rowid, n.i",
             {"now": now},
         )
+        # The spec's design counts rows per organization at every load, which only an index
+        # on organization_id keeps from reading every row; this service has none (it reads
+        # counters), so the index is made here, for the baseline alone.
+        for table in ("widget_pageviews", "call_logs"):
+            con.execute(f"CREATE INDEX spec_{table}_organization_id ON {table} (organization_id)")
         con.execute("COMMIT")
         con.execute("PRAGMA journal_mode=WAL")  # as the service leaves it
     finally:

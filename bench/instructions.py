@@ -59,9 +59,11 @@ def _run(batches: int) -> None:
     """The measured path, `batches` times after one warm-up batch (run under valgrind).
 
     Trees from before 2026-12-02 had no `recording.ready`, validated through `json.loads`
-    and had no GC threshold of their own: for them the path is the one they had.
+    and had no GC threshold of their own, and older ones than this had no B2B flags learned
+    from the last commit: for them the path is the one they had.
     """
     import gc
+    import inspect
     import json
 
     from pydantic import TypeAdapter
@@ -92,6 +94,8 @@ def _run(batches: int) -> None:
     if threshold:
         gc.set_threshold(threshold, *gc.get_threshold()[1:])
     current = hasattr(recording, "ready")
+    learning = current and "learned" in inspect.signature(recording.record_ready).parameters
+    flags: dict[str, bool] = {}  # as the group committer keeps them
     for body in bodies[: batches + 1]:
         if current:
             batch = adapter.validate_json(body)
@@ -99,7 +103,11 @@ def _run(batches: int) -> None:
             batch = adapter.validate_python(json.loads(body), from_attributes=True)
         interactions = [event.to_interaction(now) for event in batch.events]
         submission = recording.Submission(interactions, PixelState.ACTIVE)
-        recording.record_many(engine, [submission], now)
+        if learning:
+            readied = recording.ready([submission], now, flags)
+            recording.record_ready(engine, readied, now, learned=flags)
+        else:
+            recording.record_many(engine, [submission], now)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Dialect, Executable, Table
@@ -52,7 +53,7 @@ def insert_many(
         conn.exec_driver_sql(
             _insert_sql(conn.dialect, table, columns, size),
             [
-                tuple(value for row in rows[first : first + size] for value in row)
+                tuple(chain.from_iterable(rows[first : first + size]))
                 for first in range(start, start + count * size, size)
             ],
         )

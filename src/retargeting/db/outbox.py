@@ -51,27 +51,31 @@ class Retry:
     attempted_at: float
 
 
-def enqueue(conn: Connection, rows: Sequence[tuple[str, QueuedEvent]], now: float) -> None:
-    """Insert (organization id, event) pairs in one executemany."""
-    dialect.insert_many(
-        conn,
-        t,
-        _ENQUEUED_COLUMNS,
-        [
-            (
-                org_id,
-                event.event_name,
-                event.event_id,
-                event.event_time,
-                event.payload.decode(),
-                PENDING,
-                0,
-                now,
-                now,
-            )
-            for org_id, event in rows
-        ],
-    )
+EnqueuedRow = tuple[str, str, str, int, str, str, int, float, float]
+
+
+def enqueued_rows(events: Iterable[tuple[str, QueuedEvent]], now: float) -> list[EnqueuedRow]:
+    """The rows `enqueue` inserts for (organization id, event) pairs; built apart from it so
+    that the ingest path builds them before taking the writer lock."""
+    return [
+        (
+            org_id,
+            event.event_name,
+            event.event_id,
+            event.event_time,
+            event.payload.decode(),
+            PENDING,
+            0,
+            now,
+            now,
+        )
+        for org_id, event in events
+    ]
+
+
+def enqueue(conn: Connection, rows: Sequence[EnqueuedRow]) -> None:
+    """Insert rows from `enqueued_rows`, up to a hundred per statement."""
+    dialect.insert_many(conn, t, _ENQUEUED_COLUMNS, rows)
 
 
 _ENQUEUED_COLUMNS = (

@@ -67,6 +67,9 @@ class GroupCommitter:
         self._on_commit = on_commit  # told how many requests each commit answered (metrics)
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self._wakeup: asyncio.Event | None = None
+        # The B2B flags the last commits read: each group's events are chosen by them before
+        # the writer lock is taken (`recording.ready`), and checked inside it.
+        self._flags: dict[str, bool] = {}
 
     async def record(
         self, interactions: Sequence[Interaction], pixel_state: PixelState
@@ -118,11 +121,12 @@ class GroupCommitter:
     async def _commit(self, group: list[_Waiting]) -> None:
         now = time.time()
         try:
-            readied = recording.ready([waiting.submission for waiting in group], now)
+            submissions = [waiting.submission for waiting in group]
+            readied = recording.ready(submissions, now, self._flags)
             outcomes = await self._record_inline(readied, now)
             if outcomes is None:
                 outcomes = await asyncio.to_thread(
-                    recording.record_ready, self._engine, readied, now
+                    recording.record_ready, self._engine, readied, now, learned=self._flags
                 )
                 self._on_commit(len(readied))
         except Exception as exc:  # the database failed: every caller in the group hears it
@@ -150,7 +154,9 @@ class GroupCommitter:
         if not lock.acquire(blocking=False):
             await _wait_for_turn(lock)
         try:
-            outcomes = recording.record_ready(self._engine, readied, now, lock_held=True)
+            outcomes = recording.record_ready(
+                self._engine, readied, now, lock_held=True, learned=self._flags
+            )
         except WriterBusy:  # a writer that does not queue (a migration, a CLI command) holds it
             return None
         self._on_commit(len(readied))

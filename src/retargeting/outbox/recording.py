@@ -6,7 +6,7 @@ Nothing here talks to Meta; the caller returns as soon as the transaction commit
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
@@ -60,23 +60,39 @@ def record(
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """A submission with what needs no transaction already done: hashes, the serialised
-    fields its events share, its rows. Done before the writer lock is taken, so the lock is
-    held only for the statements (with `serve --processes N`, the other processes' turn)."""
+    """A submission with all the work that needs no transaction already done: hashes, rows,
+    and its outbox rows chosen by a guess at its organizations' B2B flags. Done before the
+    writer lock is taken, so the lock is held only for the statements (with `serve
+    --processes N`, that hold is every other process's wait). The flags are read inside the
+    transaction; where one differs from the guess, the outbox rows are built again there."""
 
     submission: Submission
     prepared: list[Prepared]
     pageviews: list[interaction_rows.Row]
     calls: list[interaction_rows.Row]
+    guessed_flags: dict[str, bool]
+    outbox_rows: list[outbox.EnqueuedRow]
+    recorded: Recorded
 
 
-def ready(submissions: Sequence[Submission], now: float) -> list[Ready]:
+def ready(
+    submissions: Sequence[Submission], now: float, flags: Mapping[str, bool] | None = None
+) -> list[Ready]:
+    """`flags`: the B2B flags last read per organization (`record_ready`'s `learned`); an
+    organization missing from it is guessed not B2B."""
+    known = flags or {}
     readied = []
     for submission in submissions:
         serialise = submission.pixel_state is PixelState.ACTIVE  # else no event can fire
         prepared = [prepare(i, serialise=serialise) for i in submission.interactions]
         pageviews, calls = interaction_rows.rows(submission.interactions, prepared, now)
-        readied.append(Ready(submission, prepared, pageviews, calls))
+        guessed = {i.organization_id: False for i in submission.interactions}
+        for org_id in guessed:
+            guessed[org_id] = known.get(org_id, False)
+        outbox_rows, recorded = _events(submission, prepared, guessed, now)
+        readied.append(
+            Ready(submission, prepared, pageviews, calls, guessed, outbox_rows, recorded)
+        )
     return readied
 
 
@@ -93,6 +109,7 @@ def record_ready(
     now: float,
     *,
     lock_held: bool = False,
+    learned: MutableMapping[str, bool] | None = None,
 ) -> list[Recorded | UnknownOrganizations]:
     """Record readied submissions in one transaction (group commit), each all-or-none.
 
@@ -100,7 +117,8 @@ def record_ready(
     second: the commit, not the rows, is the cost. A submission naming an unknown organization
     is left out (its outcome says which ids) without failing the others. `lock_held` is
     `writing`'s: the caller took the writer lock, which is released here, and WriterBusy means
-    nothing was written.
+    nothing was written. `learned` is updated with the B2B flags the transaction read, for the
+    next `ready` to guess by.
     """
     submissions = [r.submission for r in readied]
     try:
@@ -117,6 +135,8 @@ def record_ready(
             recorded = iter(_write(conn, accepted, flags, now))
     except UnknownOrganizations as unknown:
         return [unknown]
+    if learned is not None:
+        learned.update(flags)
     return [unknown or next(recorded) for unknown in outcomes]
 
 
@@ -137,28 +157,39 @@ def _increments(submissions: Sequence[Submission], sign: int = 1) -> dict[str, t
 def _write(
     conn: Connection, readied: Sequence[Ready], flags: Mapping[str, bool], now: float
 ) -> list[Recorded]:
-    """The rows and outbox events of every accepted submission, one executemany per table."""
+    """The rows and outbox events of every accepted submission, one statement per hundred."""
     results: list[Recorded] = []
-    queued: list[tuple[str, QueuedEvent]] = []
+    outbox_rows: list[outbox.EnqueuedRow] = []
     pageviews: list[interaction_rows.Row] = []
     calls: list[interaction_rows.Row] = []
     for r in readied:
-        pixel_state = r.submission.pixel_state
-        events: list[tuple[str, QueuedEvent]] = []
-        for i, prepared in zip(r.submission.interactions, r.prepared, strict=True):
-            org_enabled = flags[i.organization_id]
-            for event in queued_events(i, prepared, pixel_state, org_enabled):
-                events.append((i.organization_id, event))
-        queued.extend(events)
+        if all(flags[org_id] is guess for org_id, guess in r.guessed_flags.items()):
+            outbox_rows.extend(r.outbox_rows)
+            results.append(r.recorded)
+        else:  # a flag changed since the guess (or was never read): choose the events again
+            rows, recorded = _events(r.submission, r.prepared, flags, now)
+            outbox_rows.extend(rows)
+            results.append(recorded)
         pageviews.extend(r.pageviews)
         calls.extend(r.calls)
-        results.append(
-            Recorded(
-                interactions=len(r.submission.interactions),
-                events_queued=len(events),
-                by_event_name=Counter(event.event_name for _, event in events),
-            )
-        )
     interaction_rows.insert_rows(conn, pageviews, calls)
-    outbox.enqueue(conn, queued, now)
+    outbox.enqueue(conn, outbox_rows)
     return results
+
+
+def _events(
+    submission: Submission, prepared: Sequence[Prepared], flags: Mapping[str, bool], now: float
+) -> tuple[list[outbox.EnqueuedRow], Recorded]:
+    """The outbox rows of a submission's events if its organizations' flags are `flags`."""
+    pixel_state = submission.pixel_state
+    events: list[tuple[str, QueuedEvent]] = []
+    for i, p in zip(submission.interactions, prepared, strict=True):
+        org_id = i.organization_id
+        for event in queued_events(i, p, pixel_state, flags[org_id]):
+            events.append((org_id, event))
+    recorded = Recorded(
+        interactions=len(submission.interactions),
+        events_queued=len(events),
+        by_event_name=Counter(event.event_name for _, event in events),
+    )
+    return outbox.enqueued_rows(events, now), recorded

@@ -198,3 +198,19 @@ async def test_a_group_never_grows_past_the_commit_limit(engine: Engine) -> None
         await asyncio.gather(*requests)
     assert commits == [2, 1]  # 2,000 interactions at most per transaction
     assert count(engine, widget_pageviews) == 3 * batch
+
+
+async def test_a_flag_switched_between_commits_decides_the_next_commit(engine: Engine) -> None:
+    """The committer chooses a group's events by the flags its last commit read; a flag the
+    admin switched since is read again inside the transaction, and wins."""
+    make_org(engine, "org-1", retargeting_enabled=True)
+    async with running_committer(engine) as committer:
+        before = await committer.record([make_interaction(visitor_id="a")], PixelState.ACTIVE)
+        with engine.begin() as conn:
+            orgs.set_retargeting(conn, "org-1", False, 0.0)
+        after = await committer.record([make_interaction(visitor_id="b")], PixelState.ACTIVE)
+        with engine.begin() as conn:
+            orgs.set_retargeting(conn, "org-1", True, 0.0)
+        again = await committer.record([make_interaction(visitor_id="c")], PixelState.ACTIVE)
+    assert [before.events_queued, after.events_queued, again.events_queued] == [2, 1, 2]
+    assert count(engine, outbox_events) == 5
