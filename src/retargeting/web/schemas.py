@@ -12,11 +12,20 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from retargeting.db import orgs
 from retargeting.domain import events
@@ -118,8 +127,12 @@ def _printable_not_blank(value: str) -> str:
     return _not_blank(_printable(value))
 
 
+def _event_time_problem(value: int) -> str | None:
+    return events.event_time_problem(value, int(time.time()))
+
+
 def _acceptable_event_time(value: int) -> int:
-    problem = events.event_time_problem(value, int(time.time()))
+    problem = _event_time_problem(value)
     if problem:
         raise PydanticCustomError(
             "event_time_out_of_range",
@@ -131,30 +144,21 @@ def _acceptable_event_time(value: int) -> int:
 
 OrgId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=ORG_ID_PATTERN)]
 CallId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ORG_ID_PATTERN)]
-PageUrl = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
-    AfterValidator(_absolute_http_url),
-]
-IpAddress = Annotated[str, StringConstraints(max_length=100), AfterValidator(_ip_address)]
-UserAgent = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_USER_AGENT_LENGTH),
-    AfterValidator(_printable_not_blank),
-]
-VisitorId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_VISITOR_ID_LENGTH),
-    AfterValidator(_not_blank),
-]
-Fbp = Annotated[str, StringConstraints(max_length=MAX_COOKIE_LENGTH), AfterValidator(_fbp)]
-Fbc = Annotated[str, StringConstraints(max_length=MAX_COOKIE_LENGTH), AfterValidator(_fbc)]
-EventId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_EVENT_ID_LENGTH),
-    AfterValidator(_printable),
-]
-EventTime = Annotated[int, AfterValidator(_acceptable_event_time)]
+
+# An interaction's fields with a rule in Python, in field order, so errors come in that order.
+# They run from one model validator (`_InteractionIn._meets_metas_rules`) rather than one
+# AfterValidator per field: each call from pydantic's core into Python cost about 0.5 us, and
+# seven of them were half of a batch event's validation.
+_FIELD_RULES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("visitor_id", _not_blank),
+    ("page_url", _absolute_http_url),
+    ("client_ip_address", _ip_address),
+    ("client_user_agent", _printable_not_blank),
+    ("fbp", _fbp),
+    ("fbc", _fbc),
+    ("event_time", _acceptable_event_time),
+    ("event_id", _printable),
+)
 
 
 class _InteractionIn(BaseModel):
@@ -162,18 +166,72 @@ class _InteractionIn(BaseModel):
     kind: ClassVar[InteractionKind]
 
     organization_id: OrgId
-    visitor_id: VisitorId = Field(description="The platform's visitor id; only its SHA-256 leaves.")
-    page_url: PageUrl = Field(description="Absolute http(s) URL of the page showing the widget.")
-    client_ip_address: IpAddress = Field(description="The visitor's IPv4 or IPv6 address.")
-    client_user_agent: UserAgent
-    fbp: Fbp | None = None
-    fbc: Fbc | None = None
-    event_time: EventTime | None = Field(
+    visitor_id: str = Field(
+        min_length=1,
+        max_length=MAX_VISITOR_ID_LENGTH,
+        description="The platform's visitor id; only its SHA-256 leaves.",
+    )
+    page_url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="Absolute http(s) URL of the page showing the widget.",
+    )
+    client_ip_address: str = Field(
+        max_length=100, description="The visitor's IPv4 or IPv6 address."
+    )
+    client_user_agent: str = Field(min_length=1, max_length=MAX_USER_AGENT_LENGTH)
+    fbp: str | None = Field(default=None, max_length=MAX_COOKIE_LENGTH)
+    fbc: str | None = Field(default=None, max_length=MAX_COOKIE_LENGTH)
+    event_time: int | None = Field(
         default=None, description="Unix seconds; defaults to now. At most 7 days old."
     )
-    event_id: EventId | None = Field(
-        default=None, description="Deduplication id; derived from the visitor and time if absent."
+    event_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_EVENT_ID_LENGTH,
+        description="Deduplication id; derived from the visitor and time if absent.",
     )
+
+    @model_validator(mode="after")
+    def _meets_metas_rules(self) -> Self:
+        """Every rule's common case in one expression; anything else through each rule."""
+        fields = self.__dict__
+        event_time = fields["event_time"]
+        fbp, fbc, event_id = fields["fbp"], fields["fbc"], fields["event_id"]
+        user_agent = fields["client_user_agent"]
+        if (
+            _PLAIN_HTTP_URL.fullmatch(fields["page_url"])
+            and _CANONICAL_IPV4.fullmatch(fields["client_ip_address"])
+            and user_agent.isprintable()
+            and not user_agent.isspace()
+            and not fields["visitor_id"].isspace()
+            and (fbp is None or _FBP.fullmatch(fbp))
+            and (fbc is None or _FBC.fullmatch(fbc))
+            and (event_time is None or not _event_time_problem(event_time))
+            and (event_id is None or event_id.isprintable())
+        ):
+            return self
+        return self._apply_each_rule()
+
+    def _apply_each_rule(self) -> Self:
+        """The rules one by one: every field's error, and values made canonical (IP addresses)."""
+        fields = self.__dict__
+        errors: list[InitErrorDetails] = []
+        for name, rule in _FIELD_RULES:
+            value = fields[name]
+            if value is None:
+                continue
+            try:
+                checked = rule(value)
+            except PydanticCustomError as error:
+                errors.append(InitErrorDetails(type=error, loc=(name,), input=value))
+                continue
+            if checked != value:
+                # The model is frozen to its callers; this is still its validation.
+                object.__setattr__(self, name, checked)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
     def to_interaction(self, now: int) -> Interaction:
         # Positional: a thousand per batch, and keywords cost a NamedTuple twice as much.
