@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 from retargeting.db import dialect
 from retargeting.db.tables import delivery_counters, outbox_events
-from retargeting.domain.events import QueuedEvent
+from retargeting.domain.events import EventRow
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -54,23 +54,10 @@ class Retry:
 EnqueuedRow = tuple[str, str, str, int, str, str, int, float, float]
 
 
-def enqueued_rows(events: Iterable[tuple[str, QueuedEvent]], now: float) -> list[EnqueuedRow]:
-    """The rows `enqueue` inserts for (organization id, event) pairs; built apart from it so
-    that the ingest path builds them before taking the writer lock."""
-    return [
-        (
-            org_id,
-            event.event_name,
-            event.event_id,
-            event.event_time,
-            event.payload.decode(),
-            PENDING,
-            0,
-            now,
-            now,
-        )
-        for org_id, event in events
-    ]
+def enqueued_rows(events: Iterable[EventRow], now: float) -> list[EnqueuedRow]:
+    """The rows `enqueue` inserts for queued events; built apart from it so that the ingest
+    path builds them before taking the writer lock."""
+    return [(*event, PENDING, 0, now, now) for event in events]
 
 
 def enqueue(conn: Connection, rows: Sequence[EnqueuedRow]) -> None:

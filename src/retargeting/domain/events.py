@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -95,12 +96,21 @@ _WIDGET_CUSTOM_DATA = {"content_name": "GreetNow Widget", "content_category": "W
 _CALL_CUSTOM_DATA = {"content_name": "GreetNow Call", "content_category": "Call Started"}
 
 
+_BASE_CUSTOM_DATA = {
+    InteractionKind.WIDGET_VIEW: _WIDGET_CUSTOM_DATA,
+    InteractionKind.CALL_STARTED: _CALL_CUSTOM_DATA,
+}
+
+
 def _custom_data(interaction: Interaction, event_name: str) -> dict[str, str]:
-    if interaction.kind is InteractionKind.WIDGET_VIEW:
-        return _WIDGET_CUSTOM_DATA
-    if event_name != LEAD and interaction.call_id:
-        return {**_CALL_CUSTOM_DATA, "call_id": interaction.call_id}
-    return _CALL_CUSTOM_DATA
+    base = _BASE_CUSTOM_DATA[interaction.kind]
+    if _carries_call_id(interaction.kind, event_name) and interaction.call_id:
+        return {**base, "call_id": interaction.call_id}
+    return base
+
+
+def _carries_call_id(kind: InteractionKind, event_name: str) -> bool:
+    return kind is InteractionKind.CALL_STARTED and event_name != LEAD
 
 
 def _shared_fields(interaction: Interaction, event_id: str, visitor_hash: str) -> dict[str, Any]:
@@ -140,7 +150,29 @@ def build_payload(
 # A serialised payload is {"event_name": ..., <shared fields>, "custom_data": ...}: the shared
 # fields are serialised once per interaction and each event's name and custom data spliced
 # around them (an interaction of a B2B organization queues two or three events).
-_NAME_OPENINGS = {name: b'{"event_name":' + orjson.dumps(name) + b"," for name in ALL_EVENT_NAMES}
+def _closing(custom_data: dict[str, str]) -> str:
+    return ',"custom_data":' + orjson.dumps(custom_data).decode() + "}"
+
+
+def _opening(name: str) -> str:
+    return '{"event_name":' + orjson.dumps(name).decode() + ","
+
+
+# Per (kind, B2B flag): each event's name and the text before and after the shared fields; None
+# after them where the custom data carries the interaction's call id.
+_Template = tuple[tuple[str, str, str | None], ...]
+_TEMPLATES: dict[tuple[InteractionKind, bool], _Template] = {
+    (kind, enabled): tuple(
+        (
+            name,
+            _opening(name),
+            None if _carries_call_id(kind, name) else _closing(_BASE_CUSTOM_DATA[kind]),
+        )
+        for name in event_names(kind, PixelState.ACTIVE, enabled)
+    )
+    for kind in InteractionKind
+    for enabled in (False, True)
+}
 
 
 class Prepared(NamedTuple):
@@ -150,7 +182,7 @@ class Prepared(NamedTuple):
 
     visitor_hash: str
     event_id: str
-    shared: bytes  # the fields every event of the interaction carries, serialised
+    shared: str  # the fields every event of the interaction carries, serialised
 
 
 def prepare(interaction: Interaction, *, serialise: bool = True) -> Prepared:
@@ -158,57 +190,53 @@ def prepare(interaction: Interaction, *, serialise: bool = True) -> Prepared:
     visitor_hash = sha256_hex(interaction.visitor_id)  # once, for the row and every event
     event_id = derive_event_id(interaction, visitor_hash)
     if not serialise:
-        return Prepared(visitor_hash, event_id, b"")
-    shared = orjson.dumps(_shared_fields(interaction, event_id, visitor_hash))[1:-1]
+        return Prepared(visitor_hash, event_id, "")
+    shared = orjson.dumps(_shared_fields(interaction, event_id, visitor_hash))[1:-1].decode()
     return Prepared(visitor_hash, event_id, shared)
 
 
-def queued_events(
-    interaction: Interaction, prepared: Prepared, pixel_state: PixelState, org_enabled: bool
-) -> list[QueuedEvent]:
-    """The 0 to 3 events an interaction queues, each payload byte for byte
-    `orjson.dumps(build_payload(...))`."""
-    return [
-        QueuedEvent(
-            name,
-            prepared.event_id,
-            interaction.event_time,
-            b"".join(
-                (
-                    _NAME_OPENINGS[name],
-                    prepared.shared,
-                    _CUSTOM_DATA_KEY,
-                    _custom_data_json(interaction, name),
-                    b"}",
-                )
-            ),
-        )
-        for name in event_names(interaction.kind, pixel_state, org_enabled)
-    ]
+# (organization id, event name, event id, event time, serialised payload): one queued event as
+# the outbox stores it.
+EventRow = tuple[str, str, str, int, str]
 
 
-_CUSTOM_DATA_KEY = b',"custom_data":'
-_WIDGET_CUSTOM_DATA_JSON = orjson.dumps(_WIDGET_CUSTOM_DATA)
-_CALL_CUSTOM_DATA_JSON = orjson.dumps(_CALL_CUSTOM_DATA)
-
-
-def _custom_data_json(interaction: Interaction, event_name: str) -> bytes:
-    """`_custom_data` serialised; the constant ones (every widget view) serialised once."""
-    data = _custom_data(interaction, event_name)
-    if data is _WIDGET_CUSTOM_DATA:
-        return _WIDGET_CUSTOM_DATA_JSON
-    if data is _CALL_CUSTOM_DATA:
-        return _CALL_CUSTOM_DATA_JSON
-    return orjson.dumps(data)
+def event_rows(
+    interactions: Sequence[Interaction],
+    prepared: Sequence[Prepared],
+    pixel_state: PixelState,
+    flags: Mapping[str, bool],
+) -> list[EventRow]:
+    """Every event the interactions queue, their organizations' B2B flags being `flags`; each
+    payload is `orjson.dumps(build_payload(...))` as text. One loop with no call per event:
+    the ingest path runs it for every event."""
+    if pixel_state is not PixelState.ACTIVE:
+        return []
+    rows: list[EventRow] = []
+    append = rows.append
+    for i, p in zip(interactions, prepared, strict=True):
+        org_id = i.organization_id
+        shared = p.shared
+        for name, opening, closing in _TEMPLATES[i.kind, flags[org_id]]:
+            if closing is None:
+                closing = _closing(_custom_data(i, name))
+            append((org_id, name, p.event_id, i.event_time, opening + shared + closing))
+    return rows
 
 
 def events_for(
     interaction: Interaction, pixel_state: PixelState, org_enabled: bool
 ) -> list[QueuedEvent]:
-    """The 0 to 3 events an interaction queues, each serialised for the outbox."""
-    if pixel_state is not PixelState.ACTIVE:
-        return []
-    return queued_events(interaction, prepare(interaction), pixel_state, org_enabled)
+    """The 0 to 3 events one interaction queues, each serialised."""
+    rows = event_rows(
+        [interaction],
+        [prepare(interaction)],
+        pixel_state,
+        {interaction.organization_id: org_enabled},
+    )
+    return [
+        QueuedEvent(name, event_id, event_time, payload.encode())
+        for _, name, event_id, event_time, payload in rows
+    ]
 
 
 def event_time_problem(event_time: int, now: int) -> str | None:

@@ -18,9 +18,8 @@ from retargeting.domain.events import (
     Interaction,
     InteractionKind,
     Prepared,
-    QueuedEvent,
+    event_rows,
     prepare,
-    queued_events,
 )
 from retargeting.domain.pixel import PixelState
 
@@ -181,15 +180,10 @@ def _events(
     submission: Submission, prepared: Sequence[Prepared], flags: Mapping[str, bool], now: float
 ) -> tuple[list[outbox.EnqueuedRow], Recorded]:
     """The outbox rows of a submission's events if its organizations' flags are `flags`."""
-    pixel_state = submission.pixel_state
-    events: list[tuple[str, QueuedEvent]] = []
-    for i, p in zip(submission.interactions, prepared, strict=True):
-        org_id = i.organization_id
-        for event in queued_events(i, p, pixel_state, flags[org_id]):
-            events.append((org_id, event))
+    rows = event_rows(submission.interactions, prepared, submission.pixel_state, flags)
     recorded = Recorded(
         interactions=len(submission.interactions),
-        events_queued=len(events),
-        by_event_name=Counter(event.event_name for _, event in events),
+        events_queued=len(rows),
+        by_event_name=Counter(row[1] for row in rows),
     )
-    return outbox.enqueued_rows(events, now), recorded
+    return outbox.enqueued_rows(rows, now), recorded
