@@ -87,7 +87,12 @@ def _run(batches: int) -> None:
             orgs.upsert(conn, org_id(index), f"Org {index}", "active", now)
             if is_b2b(index):
                 orgs.set_retargeting(conn, org_id(index), True, now)
-    adapter = TypeAdapter(BatchIn)
+    try:  # what the route validates a valid body as
+        from retargeting.web.schemas_common_case import COMMON_CASE_OF
+
+        adapter = TypeAdapter(COMMON_CASE_OF[BatchIn])
+    except ImportError:
+        adapter = TypeAdapter(BatchIn)
     bodies = [batch_body(n, first=0, now=now, size=EVENTS) for n in range(BATCHES + 1)]
     gc.freeze()  # as serve does once started
     threshold = getattr(app, "GC_YOUNG_THRESHOLD", None)

@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from retargeting.runtime import Runtime
 from retargeting.web import deps
+from retargeting.web.schemas_common_case import COMMON_CASE_OF
 
 EventEndpoint = Callable[..., Awaitable[BaseModel]]
 _ABSENT = object()
@@ -56,13 +57,14 @@ class IngestRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         body_type = typing.get_type_hints(self.endpoint)["body"]
         adapter: TypeAdapter[Any] = TypeAdapter(body_type)
+        common_case: TypeAdapter[Any] = TypeAdapter(COMMON_CASE_OF.get(body_type, body_type))
         endpoint: EventEndpoint = self.endpoint
         status_code = self.status_code or 200
 
         async def handle(request: Request) -> Response:
             runtime: Runtime = request.app.state.runtime
             await deps.require_ingest_key(await deps.ingest_bearer(request), runtime)
-            body = _validated_body(adapter, await request.body(), request.headers)
+            body = _validated_body(common_case, adapter, await request.body(), request.headers)
             answer = await endpoint(body=body, runtime=runtime)
             return Response(
                 answer.__pydantic_serializer__.to_json(answer),
@@ -73,19 +75,23 @@ class IngestRoute(APIRoute):
         return handle
 
 
-def _validated_body(adapter: TypeAdapter[Any], raw: bytes, headers: Headers) -> Any:
+def _validated_body(
+    common_case: TypeAdapter[Any], adapter: TypeAdapter[Any], raw: bytes, headers: Headers
+) -> Any:
     """The body model, parsed and validated in one pass over the bytes when it is valid.
 
-    `validate_json` costs 30% less than `json.loads` and then `validate_python` (4.0 against
-    5.6 us a batch event). Anything it refuses goes the way FastAPI reads a body, so every
-    error answer (400, 422 and their details) is FastAPI's own.
+    First as its common case (`schemas_common_case`), then as the model itself, which accepts
+    the rarer shapes. `validate_json` costs 30% less than `json.loads` and then
+    `validate_python` (4.0 against 5.6 us a batch event). Anything the model refuses goes the
+    way FastAPI reads a body, so every error answer (400, 422 and their details) is FastAPI's.
     """
     content_type = headers.get("content-type")
     if raw and content_type and _is_json(content_type):
-        try:
-            return adapter.validate_json(raw)
-        except ValidationError:
-            pass  # answered below, in FastAPI's words
+        for candidate in (common_case, adapter):
+            try:
+                return candidate.validate_json(raw)
+            except ValidationError:
+                pass  # the next, and in the end FastAPI's words
     return _validate(adapter, _parsed(raw, content_type))
 
 

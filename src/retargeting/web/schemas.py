@@ -42,8 +42,10 @@ ID_CHARACTERS = r"[A-Za-z0-9._:-]"
 ORG_ID_PATTERN = rf"^{ID_CHARACTERS}+$"
 # Meta's formats: fb.<subdomainIndex>.<creationTime ms>.<random number | fbclid>, optionally with
 # the ".<appendix>" that Meta's parameter builder adds.
-_FBP = re.compile(r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[0-9]{1,32}(?:\.[A-Za-z0-9_-]{1,64})?")
-_FBC = re.compile(r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[A-Za-z0-9_-]{1,500}(?:\.[A-Za-z0-9_-]{1,64})?")
+FBP_PATTERN = r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[0-9]{1,32}(?:\.[A-Za-z0-9_-]{1,64})?"
+FBC_PATTERN = r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[A-Za-z0-9_-]{1,500}(?:\.[A-Za-z0-9_-]{1,64})?"
+_FBP = re.compile(FBP_PATTERN)
+_FBC = re.compile(FBC_PATTERN)
 
 STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -51,9 +53,12 @@ STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 # The shapes nearly every request carries, accepted without the general parse (urlsplit and
 # ipaddress were 80% of a batch's validation time). Each accepts a subset of what the general
 # rule accepts, returning the same value; tests/unit/web/test_schema_fast_paths.py checks that.
-_PLAIN_HTTP_URL = re.compile(r"(?i:https?)://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?")
+# Letter by letter, not (?i:https?): Unicode case folding would let "http\u017f" (a long s) through.
+PLAIN_HTTP_URL_PATTERN = r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_CANONICAL_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+CANONICAL_IPV4_PATTERN = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
+_PLAIN_HTTP_URL = re.compile(PLAIN_HTTP_URL_PATTERN)
+_CANONICAL_IPV4 = re.compile(CANONICAL_IPV4_PATTERN)
 
 
 def _absolute_http_url(value: str) -> str:
@@ -127,12 +132,13 @@ def _printable_not_blank(value: str) -> str:
     return _not_blank(_printable(value))
 
 
-def _event_time_problem(value: int) -> str | None:
+def event_time_problem(value: int) -> str | None:
+    """Why Meta would refuse this event time now, if it would."""
     return events.event_time_problem(value, int(time.time()))
 
 
 def _acceptable_event_time(value: int) -> int:
-    problem = _event_time_problem(value)
+    problem = event_time_problem(value)
     if problem:
         raise PydanticCustomError(
             "event_time_out_of_range",
@@ -207,7 +213,7 @@ class _InteractionIn(BaseModel):
             and not fields["visitor_id"].isspace()
             and (fbp is None or _FBP.fullmatch(fbp))
             and (fbc is None or _FBC.fullmatch(fbc))
-            and (event_time is None or not _event_time_problem(event_time))
+            and (event_time is None or not event_time_problem(event_time))
             and (event_id is None or event_id.isprintable())
         ):
             return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
 from retargeting.web import schemas
+from retargeting.web.schemas_common_case import CommonWidgetViewIn
 
 URLISH = st.one_of(
     st.text(max_size=40),
@@ -41,6 +43,7 @@ def outcome(rule: Callable[[str], str], value: str) -> tuple[str, str]:
 @example("HTTP://HOST.EXAMPLE")
 @example("https://-/")
 @example("http://host\\path")
+@example("http\u017f://a.example/")  # a long s, which Unicode case folding takes for an s
 def test_the_url_fast_path_agrees_with_the_parse(value: str) -> None:
     assert outcome(schemas._absolute_http_url, value) == outcome(
         schemas._absolute_http_url_parsed, value
@@ -109,18 +112,25 @@ def mostly(good: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.Se
 @example(**{**COMMON, "event_time": NOW + 61})
 @example(**{**COMMON, "event_time": NOW - 8 * 86_400})
 @example(**{**COMMON, "event_id": "a\nb"})
-def test_what_the_common_case_check_accepts_every_rule_accepts_unchanged(
+def test_the_shortcuts_accept_a_subset_of_the_rules_with_the_same_values(
     **fields: Any,
 ) -> None:
-    """The model validator's one expression is a shortcut: whatever it lets through, each
-    field's own rule would have accepted as it is (nothing left to make canonical)."""
+    """Two shortcuts, each held to the rules. The model validator's one expression: whatever
+    it lets through, each field's own rule accepts as it is (nothing left to make canonical).
+    The common-case model (`schemas_common_case`): whatever it accepts, the model accepts with
+    the same values."""
     body = {"organization_id": "org-1", **{k: v for k, v in fields.items() if v is not None}}
+    try:
+        common: schemas.WidgetViewIn | None = CommonWidgetViewIn.model_validate(body)
+    except ValidationError:
+        common = None
     try:
         model = schemas.WidgetViewIn.model_validate(body)
     except ValidationError:
         event("refused")
+        assert common is None
         return
-    event("accepted")
+    event("accepted, common case" if common else "accepted, not the common case")
     before = dict(model.__dict__)
     model._apply_each_rule()
     assert model.__dict__ == before
@@ -128,3 +138,22 @@ def test_what_the_common_case_check_accepts_every_rule_accepts_unchanged(
         model.client_ip_address
         == outcome(schemas._ip_address_parsed, fields["client_ip_address"])[1]
     )
+    if common is not None:
+        assert common.model_dump() == model.model_dump()
+        assert common.to_interaction(1) == model.to_interaction(1)
+
+
+@given(st.ip_addresses().map(str) | IPISH | st.ip_addresses().map(lambda a: a.exploded))
+@example("2001:db8::1")
+@example("2001:db8:0:1::1")  # a zero group besides the "::" run: not taken as common
+@example("1:0:0:1::1")  # the longer zero run is not the compressed one
+@example("::ffff:102:304")  # IPv4-mapped, in hex
+@example("2001:DB8::1")
+def test_a_common_case_address_is_written_as_ipaddress_writes_it(address: str) -> None:
+    body = {**COMMON, "organization_id": "org-1", "client_ip_address": address}
+    body = {k: v for k, v in body.items() if v is not None}
+    try:
+        common = CommonWidgetViewIn.model_validate(body)
+    except ValidationError:
+        return
+    assert common.client_ip_address == str(ipaddress.ip_address(address))
