@@ -167,6 +167,19 @@ _FIELD_RULES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 )
 
 
+def rules_without_regex_hold(fields: dict[str, Any]) -> bool:
+    """The common case of the rules that need no regex, on a model's field values."""
+    event_time, event_id = fields["event_time"], fields["event_id"]
+    user_agent = fields["client_user_agent"]
+    return (
+        user_agent.isprintable()
+        and not user_agent.isspace()
+        and not fields["visitor_id"].isspace()
+        and (event_time is None or not event_time_problem(event_time))
+        and (event_id is None or event_id.isprintable())
+    )
+
+
 class _InteractionIn(BaseModel):
     model_config = STRICT
     kind: ClassVar[InteractionKind]
@@ -202,19 +215,13 @@ class _InteractionIn(BaseModel):
     def _meets_metas_rules(self) -> Self:
         """Every rule's common case in one expression; anything else through each rule."""
         fields = self.__dict__
-        event_time = fields["event_time"]
-        fbp, fbc, event_id = fields["fbp"], fields["fbc"], fields["event_id"]
-        user_agent = fields["client_user_agent"]
+        fbp, fbc = fields["fbp"], fields["fbc"]
         if (
             _PLAIN_HTTP_URL.fullmatch(fields["page_url"])
             and _CANONICAL_IPV4.fullmatch(fields["client_ip_address"])
-            and user_agent.isprintable()
-            and not user_agent.isspace()
-            and not fields["visitor_id"].isspace()
             and (fbp is None or _FBP.fullmatch(fbp))
             and (fbc is None or _FBC.fullmatch(fbc))
-            and (event_time is None or not event_time_problem(event_time))
-            and (event_id is None or event_id.isprintable())
+            and rules_without_regex_hold(fields)
         ):
             return self
         return self._apply_each_rule()

@@ -65,17 +65,7 @@ class _CommonCase(BaseModel):
 
     @model_validator(mode="after")
     def _meets_metas_rules(self) -> Self:
-        fields = self.__dict__
-        event_time = fields["event_time"]
-        event_id = fields["event_id"]
-        user_agent = fields["client_user_agent"]
-        if (
-            user_agent.isprintable()
-            and not user_agent.isspace()
-            and not fields["visitor_id"].isspace()
-            and (event_time is None or not schemas.event_time_problem(event_time))
-            and (event_id is None or event_id.isprintable())
-        ):
+        if schemas.rules_without_regex_hold(self.__dict__):
             return self
         raise PydanticCustomError("uncommon", "not the common case")
 
