@@ -104,25 +104,43 @@ threshold of 50,000 in serve (a batch allocates ~6,000 containers that live unti
 answered); up to 100 rows per INSERT statement (a driver-level executemany paid, per row, a
 statement reset, a turn of sqlite3's loop and a release and retake of the GIL: 8% of the
 instructions).
-Of what is left, pydantic validation is ~51,000 (a third of it the Python validators: URL, IP,
-cookies, event time) and the transaction ~90,000 (SQLite, the interpreter building rows and
-payload splices, libc's allocator and SQLite's serialized-mode mutex around every bind).
+A second round (2026-12-02, afternoon) went after what two processes share: the writer lock.
+In-process, a commit of 1,000 events held it for ~72,800 instructions an event (callgrind,
+the in-lock part alone), about 17 us, so two processes could never pass ~55,000 events/s
+however fast the rest. Now ~39,000: (a) the outbox rows are built before the lock, by the B2B
+flags the process's last commit read, and rebuilt inside it only where a flag changed since
+(`recording.ready`; a test switches a flag between commits); (b) the pageview and call rows lost
+their index on organization_id, which nothing read (the admin reads counters) and which cost a
+dirtied leaf page per organization per commit (migration 0006; the admin benchmark builds that
+index for the spec's baseline, which counts rows per organization); (c) insert parameters are
+flattened by `itertools.chain` in C. Then the work outside the lock, since two processes were
+then busy on CPU rather than waiting: queued events are spliced in one loop per submission from
+per-kind templates (`events.event_rows`, 3.4 -> 0.6 us an event; the byte-for-byte property test
+covers it); the Python rules run from one model validator instead of seven AfterValidators; and
+a body is validated first as its common case (`web/schemas_common_case.py`: URL, IPv4 and
+canonical IPv6, and cookie rules as Rust regexes in pydantic's core), the model itself after it
+only when that refuses (rarer shapes, and every error answer). Whole path: 147,000 -> 114,900
+instructions a batch event this round.
 
 The headline uses the second core: `serve --processes 2` runs two uvicorn servers on one port,
 each with its own SO_REUSEPORT socket (uvicorn's `--workers` shares one socket, and one idle
 process accepted all eight of a run's connections), and SQLite's writer passes between them
 through a `flock` (`db.engine.WriterLock`). Everything that needs no transaction (hashes,
-serialised payload fields, rows) is done before the lock, and a process whose turn has not come
+serialised payloads, every row) is done before the lock, and a process whose turn has not come
 tries again from its loop every 0.5 ms: a first version took the lock on a thread and held it
 idle until its loop had finished the batch it was validating (~4 ms in one pydantic call), and
 py-spy showed each process waiting ~45% of the time while serve used 140-165% of the cores;
-polling, serve uses ~180%. What limits it now is CPU: two processes spend more per event than
-one ("requests per serve CPU-second" in the two batch lines: the page caches of both processes
-start cold after the other's commit, and both checkpoint), and the run-to-run spread is the VM's.
-The physical limit on these two cores is about 2 x 1/24 us = 83,000 events/s, if validation and
-the writer never waited on each other. What would reach further: validation compiled end to
-end (no Python validators), or one writer process fed rows by validating processes over shared
-memory, so that no page cache goes cold.
+polling, serve uses ~180%. What limits it now is CPU: py-spy on one of the two processes at
+~45,000 events/s put pydantic validation at about a quarter of its samples, the transaction a
+fifth (SQLite's inserts most of it, then the commit's WAL writes), readying the rows a sixth
+(hashes and serialising the payload's shared fields), and HTTP, the event loop and the
+checkpoint thread the rest; the writer lock is held about 40% of the time in all, so the two
+processes seldom wait on each other. Two processes still spend more CPU per event than one (the
+"requests per serve CPU-second" of the two batch lines), and the run-to-run spread is the VM's.
+The physical limit on these two cores is about 2 x 1/16 us = 125,000 events/s if no time went
+to HTTP and the lock hand-off (16 us an event in-process now). What would reach further: fewer
+Python objects per event (a pydantic model per event, then an Interaction, then rows), and one
+writer process fed rows by the validating processes over shared memory.
 The spec's design records the view and then awaits the Conversions API call
 inside the request, so its latency is Meta's round trip (50 ms at the stand-in, measured through
 it in the same run) plus the recording, and each connection carries at most one request per

@@ -53,7 +53,8 @@ class Interaction(NamedTuple):
 
 
 class QueuedEvent(NamedTuple):
-    """One CAPI event ready for the outbox: its payload is serialised once, here."""
+    """One CAPI event and its serialised payload (`events_for`; the ingest path queues
+    `event_rows`, their text form)."""
 
     event_name: str
     event_id: str

@@ -85,9 +85,9 @@ def ready(
         serialise = submission.pixel_state is PixelState.ACTIVE  # else no event can fire
         prepared = [prepare(i, serialise=serialise) for i in submission.interactions]
         pageviews, calls = interaction_rows.rows(submission.interactions, prepared, now)
-        guessed = {i.organization_id: False for i in submission.interactions}
-        for org_id in guessed:
-            guessed[org_id] = known.get(org_id, False)
+        guessed = {
+            i.organization_id: known.get(i.organization_id, False) for i in submission.interactions
+        }
         outbox_rows, recorded = _events(submission, prepared, guessed, now)
         readied.append(
             Ready(submission, prepared, pageviews, calls, guessed, outbox_rows, recorded)
@@ -162,7 +162,7 @@ def _write(
     pageviews: list[interaction_rows.Row] = []
     calls: list[interaction_rows.Row] = []
     for r in readied:
-        if all(flags[org_id] is guess for org_id, guess in r.guessed_flags.items()):
+        if all(flags[org_id] == guess for org_id, guess in r.guessed_flags.items()):
             outbox_rows.extend(r.outbox_rows)
             results.append(r.recorded)
         else:  # a flag changed since the guess (or was never read): choose the events again
