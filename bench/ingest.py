@@ -131,16 +131,17 @@ tries again from its loop every 0.5 ms: a first version took the lock on a threa
 idle until its loop had finished the batch it was validating (~4 ms in one pydantic call), and
 py-spy showed each process waiting ~45% of the time while serve used 140-165% of the cores;
 polling, serve uses ~180%. What limits it now is CPU: py-spy on one of the two processes at
-~45,000 events/s put pydantic validation at about a quarter of its samples, the transaction a
-fifth (SQLite's inserts most of it, then the commit's WAL writes), readying the rows a sixth
-(hashes and serialising the payload's shared fields), and HTTP, the event loop and the
-checkpoint thread the rest; the writer lock is held about 40% of the time in all, so the two
-processes seldom wait on each other. Two processes still spend more CPU per event than one (the
-"requests per serve CPU-second" of the two batch lines), and the run-to-run spread is the VM's.
-The physical limit on these two cores is about 2 x 1/16 us = 125,000 events/s if no time went
-to HTTP and the lock hand-off (16 us an event in-process now). What would reach further: fewer
-Python objects per event (a pydantic model per event, then an Interaction, then rows), and one
-writer process fed rows by the validating processes over shared memory.
+~45,000 events/s (before the common-case validation) put pydantic validation at about a quarter
+of its samples, the transaction a fifth (SQLite's inserts most of it, then the commit's WAL
+writes), readying the rows a sixth (hashes, serialising the payload's shared fields), and HTTP,
+the event loop and the checkpoint thread the rest; the writer lock is held about 40% of the time
+in all, so the two processes seldom wait on each other. At saturation serve spends about 31 us
+of CPU an event with two processes (a fifth of it in the kernel: 400 KB bodies, the WAL) and
+28 us with one; the in-process path alone measured 19 to 29 us an event within ten minutes on
+this VM. The physical limit on these two cores, if they did nothing but that path, is about
+70,000 to 105,000 events/s. What would reach further: fewer Python objects per event (a
+pydantic model per event, then an Interaction, then rows), and one writer process fed rows by
+the validating processes over shared memory.
 The spec's design records the view and then awaits the Conversions API call
 inside the request, so its latency is Meta's round trip (50 ms at the stand-in, measured through
 it in the same run) plus the recording, and each connection carries at most one request per
