@@ -78,18 +78,27 @@ def execute_prebuilt(
 ) -> CursorResult[Any]:
     """Execute a module-level statement through the driver, compiled once per dialect.
 
-    For the few statements that run on every ingest commit: SQLAlchemy derives a cache key from
-    the statement's tree on each `execute`, which cost more than SQLite's work for one row.
-    The statement's parameters must need no type conversion (text, numbers).
+    For the few statements that run on every ingest commit or delivery batch: SQLAlchemy
+    derives a cache key from the statement's tree on each `execute`, which cost more than
+    SQLite's work for one row. The statement's parameters must need no type conversion (text,
+    numbers); those not given keep the values the statement was built with (a LIMIT, ...).
     """
-    sql, order = _compiled(conn.dialect, statement)
+    sql, order, defaults = _compiled(conn.dialect, statement)
+    values = {**defaults, **parameters} if defaults else parameters
     if order is None:
-        return conn.exec_driver_sql(sql, parameters)
-    return conn.exec_driver_sql(sql, tuple(parameters[name] for name in order))
+        return conn.exec_driver_sql(sql, values)
+    return conn.exec_driver_sql(sql, tuple(values[name] for name in order))
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(dialect: Dialect, statement: Executable) -> tuple[str, tuple[str, ...] | None]:
+def _compiled(
+    dialect: Dialect, statement: Executable
+) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
     compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     order = compiled.positiontup
-    return compiled.string, (tuple(order) if dialect.positional and order is not None else None)
+    defaults = {name: value for name, value in compiled.params.items() if value is not None}
+    return (
+        compiled.string,
+        (tuple(order) if dialect.positional and order is not None else None),
+        defaults,
+    )

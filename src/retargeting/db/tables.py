@@ -115,7 +115,14 @@ outbox_events = Table(
     Column("created_at", Double, nullable=False),
     Column("last_attempt_at", Double, nullable=True),
     Column("finished_at", Double, nullable=True),
-    Index("ix_outbox_events_due", "status", "next_attempt_at"),
+    # Pending rows only, in the order they fall due: what a claim reads. A delivered row leaves
+    # it; queries say `status = 'pending'` literally so that they can use it (`db/outbox.py`).
+    Index(
+        "ix_outbox_events_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
     # Finished rows only, for the purge: a pending row (every enqueue) adds no entry here.
     Index(
         "ix_outbox_events_finished_at",
