@@ -7,7 +7,21 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Dialect, Executable, Table
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Dialect,
+    Executable,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -26,6 +40,23 @@ def insert_or_update(
         for column, value in update.items()
     }
     conn.execute(stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=resolved))
+
+
+def in_id_list(column: ColumnElement[Any], name: str, dialect_name: str) -> ColumnElement[bool]:
+    """`column IN` a list of integers bound as the one parameter `name` (see `id_list`): a
+    JSON array that SQLite's json_each reads, an array on PostgreSQL. One parameter, so a
+    statement stays the same for any number of ids, compiled once."""
+    if dialect_name == "postgresql":
+        return column == any_(bindparam(name))
+    values: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(name))
+    )
+    return column.in_(values.scalar_subquery())
+
+
+def id_list(dialect: Dialect, ids: Sequence[int]) -> Any:
+    """The value of an `in_id_list` parameter."""
+    return list(ids) if dialect.name == "postgresql" else orjson.dumps(list(ids)).decode()
 
 
 # Statement sizes: full statements of the first, the remainder in powers of two, so that a
@@ -96,7 +127,10 @@ def _compiled(
 ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
     compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     order = compiled.positiontup
-    defaults = {name: value for name, value in compiled.params.items() if value is not None}
+    # Values the statement was built with (a LIMIT, a status); a bindparam without one must be
+    # given at each execution.
+    binds = compiled.binds
+    defaults = {name: value for name, value in compiled.params.items() if not binds[name].required}
     return (
         compiled.string,
         (tuple(order) if dialect.positional and order is not None else None),

@@ -20,6 +20,7 @@ from sqlalchemy import (
     delete,
     func,
     literal_column,
+    null,
     select,
     update,
 )
@@ -176,24 +177,44 @@ def _finish(
     id_list = list(ids)
     if not id_list:
         return 0
-    names = conn.execute(
-        update(t)
-        .where(t.c.id.in_(id_list), t.c.claimed_by == worker_id, _STILL_PENDING)
-        .values(
-            status=status,
-            attempts=t.c.attempts + (0 if status == EXPIRED else 1),
-            payload=None,
-            finished_at=now,
-            last_attempt_at=t.c.last_attempt_at if status == EXPIRED else now,
-            last_error=error,
-            last_error_code=error_code,
-            fbtrace_id=fbtrace_id,
-        )
-        .returning(t.c.event_name)
-    ).scalars()
-    finished = Counter(names)
+    parameters = {
+        "ids": dialect.id_list(conn.dialect, id_list),
+        "worker": worker_id,
+        "now": now,
+        "error": error,
+        "code": error_code,
+        "fbtrace": fbtrace_id,
+    }
+    statement = _finish_statement(status, conn.dialect.name)
+    finished = Counter(dialect.execute_prebuilt(conn, statement, parameters).scalars())
     _count(conn, status, finished, now)
     return finished.total()
+
+
+@functools.lru_cache(maxsize=16)  # per final status and dialect
+def _finish_statement(status: str, dialect_name: str) -> Executable:
+    """Built once: a batch's 1,000 ids travel as one parameter, since SQLAlchemy's expanding
+    IN rebuilt the statement with 1,000 placeholders for every batch."""
+    expired = status == EXPIRED
+    return (
+        update(t)
+        .where(
+            dialect.in_id_list(t.c.id, "ids", dialect_name),
+            t.c.claimed_by == bindparam("worker"),
+            _STILL_PENDING,
+        )
+        .values(
+            status=status,
+            attempts=t.c.attempts + (0 if expired else 1),
+            payload=null(),
+            finished_at=bindparam("now"),
+            last_attempt_at=t.c.last_attempt_at if expired else bindparam("now"),
+            last_error=bindparam("error"),
+            last_error_code=bindparam("code"),
+            fbtrace_id=bindparam("fbtrace"),
+        )
+        .returning(t.c.event_name)
+    )
 
 
 def _count(conn: Connection, status: str, by_name: Counter[str], now: float) -> None:
