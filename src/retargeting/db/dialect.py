@@ -54,9 +54,9 @@ def in_id_list(column: ColumnElement[Any], name: str, dialect_name: str) -> Colu
     return column.in_(values.scalar_subquery())
 
 
-def id_list(dialect: Dialect, ids: Sequence[int]) -> Any:
+def id_list(ids: Sequence[int], dialect_name: str) -> Any:
     """The value of an `in_id_list` parameter."""
-    return list(ids) if dialect.name == "postgresql" else orjson.dumps(list(ids)).decode()
+    return list(ids) if dialect_name == "postgresql" else orjson.dumps(list(ids)).decode()
 
 
 # Statement sizes: full statements of the first, the remainder in powers of two, so that a

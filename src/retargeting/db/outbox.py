@@ -178,7 +178,7 @@ def _finish(
     if not id_list:
         return 0
     parameters = {
-        "ids": dialect.id_list(conn.dialect, id_list),
+        "ids": dialect.id_list(id_list, conn.dialect.name),
         "worker": worker_id,
         "now": now,
         "error": error,
