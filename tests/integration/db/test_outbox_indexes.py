@@ -14,13 +14,28 @@ from retargeting.db import outbox
 from retargeting.db.engine import writing
 
 
+def index_sql(engine: Engine, name: str) -> str:
+    with engine.connect() as conn:
+        [sql] = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = ?", (name,)
+        ).scalars()
+    return str(sql)
+
+
+def outbox_statements_of(
+    engine: Engine, call: Callable[[Connection], object]
+) -> list[tuple[str, Any]]:
+    """The statements on the outbox that `call` sends in a write transaction."""
+    with statements_run(engine) as seen, writing(engine) as conn:
+        call(conn)
+    return [(sql, params) for sql, params in seen if "outbox_events" in sql]
+
+
 def test_pending_rows_leave_the_finished_rows_index_alone(sqlite_engine: Engine) -> None:
     """The index is partial: an enqueued row (finished_at NULL) writes no entry into it."""
-    with sqlite_engine.connect() as conn:
-        [sql] = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'ix_outbox_events_finished_at'"
-        ).scalars()
-    assert "WHERE finished_at IS NOT NULL" in sql
+    assert "WHERE finished_at IS NOT NULL" in index_sql(
+        sqlite_engine, "ix_outbox_events_finished_at"
+    )
 
 
 @contextlib.contextmanager
@@ -60,9 +75,7 @@ READERS_OF_PENDING_ROWS: dict[str, Callable[[Connection], object]] = {
 def test_what_reads_pending_rows_reads_the_due_index(sqlite_engine: Engine, reader: str) -> None:
     """The due index is partial (pending rows only): a query can use it only if the planner
     can prove `status = 'pending'` from its WHERE, else it reads every row ever queued."""
-    with statements_run(sqlite_engine) as seen, writing(sqlite_engine) as conn:
-        READERS_OF_PENDING_ROWS[reader](conn)
-    outbox_statements = [(sql, params) for sql, params in seen if "outbox_events" in sql]
+    outbox_statements = outbox_statements_of(sqlite_engine, READERS_OF_PENDING_ROWS[reader])
     assert outbox_statements
     for sql, params in outbox_statements:
         plan = plan_of(sqlite_engine, sql, params)
@@ -71,16 +84,12 @@ def test_what_reads_pending_rows_reads_the_due_index(sqlite_engine: Engine, read
 
 
 def test_a_delivered_row_leaves_the_due_index(sqlite_engine: Engine) -> None:
-    with sqlite_engine.connect() as conn:
-        [sql] = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'ix_outbox_events_due'"
-        ).scalars()
-    assert "WHERE status = 'pending'" in sql
+    assert "WHERE status = 'pending'" in index_sql(sqlite_engine, "ix_outbox_events_due")
 
 
 def test_the_purge_reads_the_finished_rows_index(sqlite_engine: Engine) -> None:
-    with statements_run(sqlite_engine) as seen, writing(sqlite_engine) as conn:
-        outbox.purge_finished(conn, finished_before=5.0)
-    [(sql, params)] = [(sql, params) for sql, params in seen if "outbox_events" in sql]
+    [(sql, params)] = outbox_statements_of(
+        sqlite_engine, lambda conn: outbox.purge_finished(conn, finished_before=5.0)
+    )
     plan = plan_of(sqlite_engine, sql, params)
     assert any("ix_outbox_events_finished_at" in step for step in plan), (sql, plan)
