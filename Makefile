@@ -39,8 +39,8 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP) system-packages
 	$(BIN)/python -m bench.run
 
-# Instructions a batch event costs in-process (valgrind's callgrind): how code changes are judged,
-# since throughput on this VM drifts. `make bench-instructions SRC=/path/to/other/src` compares.
+# Instructions a batch event and a single-event request cost in-process (valgrind's callgrind): how
+# code changes are judged, since throughput on this VM drifts. `make bench-instructions SRC=/path/to/other/src` compares.
 SRC ?= src
 bench-instructions: $(BENCH_STAMP)
 	$(BIN)/python -m bench.instructions --src $(SRC)

@@ -1,10 +1,15 @@
-"""Instructions per batch event, counted by valgrind's callgrind: the measure for code changes.
+"""Instructions per ingested event, counted by valgrind's callgrind: the measure for code changes.
 
 Throughput on this VM drifts by up to 50% within an hour, so two versions of the ingest path are
-compared by the instructions they execute instead, which repeat to within half a percent. The
-path is the one a batch request takes in-process, from the body's bytes to the commit (SQLite
-file, 50 organizations, one in three B2B, as `bench/ingest.py` sends): the count with four
-1,000-event batches minus the count with none, over 4,000.
+compared by the instructions they execute instead, which repeat to within half a percent. Two
+paths, on a SQLite file with 50 organizations, one in three B2B, as `bench/ingest.py` sends:
+
+- batch: what a batch request does in-process, from the body's bytes to the commit; the count
+  with four 1,000-event batches minus the count with none, over 4,000.
+- single: single widget-view requests through the whole app (middleware, route, validation,
+  group commit), 32 at a time as the benchmark's 32 connections send them, by an in-process ASGI
+  server that costs next to nothing; the count with 64 rounds minus the count with none, over
+  2,048. Only uvicorn's parsing and writing of HTTP and the kernel's sockets are left out.
 
     .venv/bin/python -m bench.instructions            # this checkout
     .venv/bin/python -m bench.instructions --src DIR  # another tree's src/, to compare
@@ -23,36 +28,60 @@ from pathlib import Path
 
 BATCHES = 4
 EVENTS = 1000
+ROUNDS = 64
+CONNECTIONS = 32
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the tree to count")
+    parser.add_argument("--path", choices=("batch", "single", "both"), default="both")
     args = parser.parse_args(argv)
-    counts = [_instructions(args.src, batches) for batches in (0, BATCHES)]
-    per_event = (counts[1] - counts[0]) / (BATCHES * EVENTS)
-    print(f"{args.src}: {per_event:,.0f} instructions a batch event (callgrind)")
+    if args.path in ("batch", "both"):
+        none, some = _instructions(args.src, "--run", (0, BATCHES))
+        per_event = (some - none) / (BATCHES * EVENTS)
+        print(f"{args.src}: {per_event:,.0f} instructions a batch event (callgrind)")
+    if args.path in ("single", "both"):
+        none, some = _instructions(args.src, "--run-single", (0, ROUNDS))
+        per_request = (some - none) / (ROUNDS * CONNECTIONS)
+        print(
+            f"{args.src}: {per_request:,.0f} instructions a single-event request, in-process "
+            f"ASGI, {CONNECTIONS} at a time (callgrind)"
+        )
     return 0
 
 
-def _instructions(src: Path, batches: int) -> int:
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        "-m",
-        "bench.instructions",
-        "--run",
-        str(batches),
-    ]
+def _instructions(src: Path, mode: str, repeats: tuple[int, ...]) -> list[int]:
+    """The count of each run, the runs side by side (a count does not depend on the others)."""
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    match = re.search(r"Collected : (\d+)", done.stderr)
-    if match is None:
-        raise RuntimeError(f"no count from callgrind:\n{done.stderr}")
-    return int(match.group(1))
+    runs = [
+        subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                "-m",
+                "bench.instructions",
+                mode,
+                str(repeat),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for repeat in repeats
+    ]
+    counts = []
+    for run in runs:
+        _, stderr = run.communicate()
+        match = re.search(r"Collected : (\d+)", stderr)
+        if run.returncode or match is None:
+            raise RuntimeError(f"no count from callgrind:\n{stderr}")
+        counts.append(int(match.group(1)))
+    return counts
 
 
 def _run(batches: int) -> None:
@@ -115,8 +144,106 @@ def _run(batches: int) -> None:
             recording.record_many(engine, [submission], now)
 
 
+def _run_single(rounds: int) -> None:
+    """`rounds` times, CONNECTIONS single widget views at once, after one warm-up round."""
+    import asyncio
+    import gc
+
+    import orjson
+
+    from bench.common import BENCH_SECRET_KEY, PIXEL_ID, TOKEN
+    from bench.ingest import ADMIN, ORGS, WIDGET_VIEW, _credentials, is_b2b, org_id, single_body
+    from retargeting import runtime
+    from retargeting.db.migrate import upgrade
+    from retargeting.settings import Settings
+    from retargeting.web.app import create_app
+
+    directory = tempfile.mkdtemp(prefix="retargeting-instructions-")
+    url = f"sqlite:///{directory}/count.sqlite3"
+    upgrade(url)
+    admin_token, api_key = _credentials(url)
+    # No background work while counting: the settings are read again once the world is set up.
+    runtime.CHECKPOINT_EVERY_SECONDS = 3600  # type: ignore[misc]
+    settings = Settings(
+        database_url=url,
+        secret_key=BENCH_SECRET_KEY,
+        environment="test",
+        graph_api_url="http://127.0.0.1:9",
+        settings_poll_seconds=3600,
+    )
+    app = create_app(settings, deliver=False)
+
+    async def request(method: str, path: str, body: bytes, key: str) -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1:8000"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"authorization", f"Bearer {key}".encode()),
+            ],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+        }
+        status = 0
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])  # type: ignore[call-overload]
+
+        await app(scope, receive, send)
+        return status
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            pixel = {
+                "pixel_id": PIXEL_ID,
+                "access_token": TOKEN,
+                "test_event_code": "",
+                "enabled": True,
+            }
+            assert await request("PUT", f"{ADMIN}/pixel", orjson.dumps(pixel), admin_token) == 200
+            for index in range(ORGS):
+                body = orjson.dumps({"name": f"Org {index}", "status": "active"})
+                path = f"/api/v1/organizations/{org_id(index)}"
+                assert await request("PUT", path, body, api_key) in (200, 201)
+                if is_b2b(index):
+                    flag = orjson.dumps({"retargeting_enabled": True})
+                    path = f"{ADMIN}/organizations/{org_id(index)}"
+                    assert await request("PUT", path, flag, admin_token) == 200
+            app.state.runtime.snapshot.refresh()
+            assert app.state.runtime.snapshot.current.pixel.state.value == "active"
+            now = int(time.time())
+            bodies = [single_body(n, first=0, now=now) for n in range((rounds + 1) * CONNECTIONS)]
+            gc.collect()
+            for start in range(0, len(bodies), CONNECTIONS):
+                sent = [
+                    request("POST", WIDGET_VIEW, body, api_key)
+                    for body in bodies[start : start + CONNECTIONS]
+                ]
+                statuses = await asyncio.gather(*sent)
+                assert set(statuses) == {202}, statuses
+
+    asyncio.run(serve())
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--run"]:
         _run(int(sys.argv[2]))
+        sys.exit(0)
+    if sys.argv[1:2] == ["--run-single"]:
+        _run_single(int(sys.argv[2]))
         sys.exit(0)
     sys.exit(main())

@@ -141,11 +141,11 @@ def add_counts_returning_flags(
     flags: dict[str, bool] = {}
     for org_id in sorted(increments):
         pageviews, calls = increments[org_id]
-        row = dialect.execute_prebuilt(
+        rows = dialect.prebuilt_rows(
             conn, _ADD_COUNTS, {"org_id": org_id, "pageviews": pageviews, "calls": calls}
-        ).first()
-        if row is not None:
-            flags[org_id] = bool(row[0])
+        )
+        if rows:
+            flags[org_id] = bool(rows[0][0])
     return flags
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 
 from retargeting.db import dialect
 from retargeting.db.tables import organizations, widget_pageviews
@@ -53,3 +55,32 @@ def test_execute_prebuilt_binds_by_name_and_returns_rows(engine: Engine) -> None
     assert (first[0], bool(first[1])) == (2, True)
     assert again[0] == 5
     assert unknown == []
+
+
+def test_prebuilt_rows_runs_on_the_driver_and_returns_tuples(engine: Engine) -> None:
+    make_org(engine, "org-1", retargeting_enabled=True)
+    statement = (
+        update(organizations)
+        .where(organizations.c.id == bindparam("org_id"))
+        .values(call_count=organizations.c.call_count + bindparam("added"))
+        .returning(organizations.c.call_count)
+    )
+    with engine.begin() as conn:
+        first = dialect.prebuilt_rows(conn, statement, {"org_id": "org-1", "added": 4})
+        unknown = dialect.prebuilt_rows(conn, statement, {"org_id": "ghost", "added": 1})
+    assert first == [(4,)]
+    assert unknown == []
+
+
+def test_driver_errors_come_out_as_sqlalchemys_without_the_parameters(engine: Engine) -> None:
+    # The same family of errors as SQLAlchemy's own execution, so callers catch one; and the
+    # bound values (IP addresses, user agents on the hot path) are not appended to the message.
+    # (PostgreSQL's own DETAIL line quotes the failing row; `middleware.describe` logs only
+    # the driver message's first line.)
+    rows = [(None, "secret-visitor-hash", "https://x.example/", "e-1", 1.5, 2.5)]
+    with pytest.raises(IntegrityError) as raised, engine.begin() as conn:
+        dialect.insert_many(conn, widget_pageviews, COLUMNS, rows)
+    assert "SQL parameters hidden" in str(raised.value)
+    assert "INSERT INTO" in str(raised.value)
+    with engine.connect() as conn:  # rolled back, and the connection still works
+        assert conn.execute(select(widget_pageviews.c.id)).all() == []
