@@ -32,7 +32,8 @@ from retargeting.web import (
     routes_platform,
     templating,
 )
-from retargeting.web.middleware import MIB, BodySizeLimit, CatchAll
+from retargeting.web.fast_lane import IngestFastLane
+from retargeting.web.middleware import MIB, BodyLimits, BodySizeLimit, CatchAll
 from retargeting.web.security_headers import SecurityHeaders
 from retargeting.web.sessions import SessionCookies
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 BODY_LIMIT_BYTES = 2 * MIB  # a single event or organization is a few hundred bytes
 BATCH_BODY_LIMIT_BYTES = 8 * MIB  # 1,000 events of a few KiB each, with room to spare
 BATCH_PATH = "/api/v1/events/batch"
+BODY_LIMITS = BodyLimits(BODY_LIMIT_BYTES, {BATCH_PATH: BATCH_BODY_LIMIT_BYTES})
 GC_YOUNG_THRESHOLD = 50_000
 
 
@@ -90,13 +92,18 @@ def create_app(settings: Settings, *, deliver: bool | None = None) -> FastAPI:
     app.include_router(routes_pages.router)
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     # Added innermost first: CatchAll wraps BodySizeLimit wraps the routes.
-    app.add_middleware(
-        BodySizeLimit, default=BODY_LIMIT_BYTES, per_path={BATCH_PATH: BATCH_BODY_LIMIT_BYTES}
-    )
+    app.add_middleware(BodySizeLimit, limits=BODY_LIMITS)
     _document_unparsable_bodies(app)
     app.add_middleware(SessionCookies)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CatchAll)
+    # Outermost: the event endpoints' requests skip the layers above (see `fast_lane`).
+    app.add_middleware(
+        IngestFastLane,
+        routes=routes_ingest.events_router.routes,
+        limits=BODY_LIMITS,
+        exception_handlers=app.exception_handlers,
+    )
     return app
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import Engine
 
 from retargeting import security
@@ -61,9 +62,21 @@ async def require_ingest_key(
     credentials: Annotated[BearerCredentials, Depends(ingest_bearer)], runtime: RuntimeDep
 ) -> None:
     """An `async def` on purpose: a plain `def` would cost a thread hop on every event."""
-    if credentials is None:
+    check_ingest_key(credentials.credentials if credentials else None, runtime)
+
+
+def check_ingest_authorization(authorization: str | None, runtime: Runtime) -> None:
+    """`require_ingest_key` from the Authorization header as it came: the event endpoints'
+    own path, read as `HTTPBearer` reads it, without building its credentials model."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    bearer = bool(authorization and credentials) and scheme.lower() == "bearer"
+    check_ingest_key(credentials if bearer else None, runtime)
+
+
+def check_ingest_key(key: str | None, runtime: Runtime) -> None:
+    if key is None:
         raise unauthorized("missing bearer API key")
-    if security.hash_bearer(credentials.credentials) not in runtime.snapshot.current.api_key_hashes:
+    if security.hash_bearer(key) not in runtime.snapshot.current.api_key_hashes:
         raise unauthorized("invalid or revoked API key")
 
 

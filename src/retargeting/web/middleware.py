@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import orjson
 from sqlalchemy.exc import StatementError
@@ -37,6 +38,17 @@ def _too_large(limit: int) -> str:
     return f"request body too large: the limit is {limit / MIB:g} MiB"
 
 
+@dataclass(frozen=True)
+class BodyLimits:
+    """The most bytes a request body may have: per path, else the default."""
+
+    default: int
+    per_path: Mapping[str, int] = field(default_factory=dict)
+
+    def for_path(self, path: str) -> int:
+        return self.per_path.get(path, self.default)
+
+
 class BodySizeLimit:
     """Refuse bodies over a per-path limit with 413, before reading them when Content-Length says.
 
@@ -44,17 +56,16 @@ class BodySizeLimit:
     FastAPI lets an HTTPException through to the exception handlers.
     """
 
-    def __init__(self, app: ASGIApp, *, default: int, per_path: Mapping[str, int]) -> None:
+    def __init__(self, app: ASGIApp, *, limits: BodyLimits) -> None:
         self._app = app
-        self._default = default
-        self._per_path = dict(per_path)
+        self._limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        limit = self._per_path.get(scope["path"], self._default)
-        declared = _content_length(scope)
+        limit = self._limits.for_path(scope["path"])
+        declared = declared_length(scope)
         if declared is not None and (declared < 0 or declared > limit):
             status, detail = (413, _too_large(limit)) if declared > limit else (400, "bad length")
             for message in _json_response_messages(status, detail):
@@ -77,7 +88,8 @@ class BodySizeLimit:
         await self._app(scope, counting_receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length: None if it has none, -1 if it is not a number."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -113,20 +125,27 @@ class CatchAll:
         try:
             await self._app(scope, receive, tracking_send)
         except Exception as exc:
-            log.error(
-                "unhandled error: %s\n%s",
-                describe(exc),
-                "".join(traceback.format_tb(exc.__traceback__)),
-                extra={
-                    "action": "http_unhandled_error",
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                },
-            )
-            if started:
-                raise  # too late for a clean answer; let the server drop the connection
-            for message in _json_response_messages(500, "internal server error"):
-                await send(message)
+            await answer_unhandled(exc, scope, send, started=started)
+
+
+async def answer_unhandled(exc: Exception, scope: Scope, send: Send, *, started: bool) -> None:
+    """CatchAll's answer to `exc`: one sanitised log record, then a generic 500, or the error
+    raised again if the answer had started (too late for a clean one: the server drops the
+    connection)."""
+    log.error(
+        "unhandled error: %s\n%s",
+        describe(exc),
+        "".join(traceback.format_tb(exc.__traceback__)),
+        extra={
+            "action": "http_unhandled_error",
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+        },
+    )
+    if started:
+        raise exc
+    for message in _json_response_messages(500, "internal server error"):
+        await send(message)
 
 
 def describe(exc: BaseException) -> str:

@@ -6,6 +6,8 @@ The interactive API docs (/docs, /redoc) load their own scripts and are left wit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
@@ -24,6 +26,16 @@ _WITHOUT_POLICY = tuple((name.encode(), value.encode()) for name, value in _ALWA
 _WITH_POLICY = (*_WITHOUT_POLICY, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
 
 
+def with_security_headers(
+    headers: Iterable[tuple[bytes, bytes]], path: str
+) -> list[tuple[bytes, bytes]]:
+    """An answer's raw headers plus the security headers its handler did not set itself."""
+    extra = _WITHOUT_POLICY if path.startswith(_DOCS_PATHS) else _WITH_POLICY
+    listed = list(headers)
+    present = {name.lower() for name, _ in listed}
+    return listed + [pair for pair in extra if pair[0] not in present]
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,17 +44,11 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with_policy = not str(scope.get("path", "")).startswith(_DOCS_PATHS)
-
-        extra = _WITH_POLICY if with_policy else _WITHOUT_POLICY
+        path = str(scope.get("path", ""))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # Raw (name, value) pairs, added unless the handler set its own: this runs on
-                # every answer, the ingest hot path included.
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                message["headers"] = headers + [pair for pair in extra if pair[0] not in present]
+                message["headers"] = with_security_headers(message.get("headers", ()), path)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from retargeting.web.middleware import BodySizeLimit, CatchAll, describe
+from retargeting.web.middleware import BodyLimits, BodySizeLimit, CatchAll, describe
 from tests.support.testclient import TestClient
 
 LIMIT = 100
@@ -36,7 +36,7 @@ def client() -> Iterator[TestClient]:
             Route("/explode", explode, methods=["POST"]),
         ]
     )
-    app.add_middleware(BodySizeLimit, default=LIMIT, per_path={"/big": BIG_LIMIT})
+    app.add_middleware(BodySizeLimit, limits=BodyLimits(LIMIT, {"/big": BIG_LIMIT}))
     app.add_middleware(CatchAll)
     with TestClient(app) as test_client:
         yield test_client
