@@ -68,6 +68,22 @@ async def test_concurrent_requests_share_commits_and_all_land(engine: Engine) ->
     assert (first.pageview_count, second.pageview_count) == (150, 150)
 
 
+async def test_a_request_arriving_a_loop_turn_later_joins_the_same_commit(engine: Engine) -> None:
+    # Under load the next requests are already on the wire: their tasks start a turn or two of
+    # the loop after the first, and a commit taken at once would leave each for the next one.
+    make_org(engine, "org-1")
+    commits: list[int] = []
+    async with running_committer(engine, commits.append) as committer:
+
+        async def after(turns: int) -> Recorded:
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            return await committer.record([make_interaction()], PixelState.ACTIVE)
+
+        await asyncio.gather(after(0), after(1))
+    assert commits == [2]
+
+
 async def test_an_unknown_organization_fails_its_request_alone(engine: Engine) -> None:
     make_org(engine, "org-1")
     async with running_committer(engine) as committer:
