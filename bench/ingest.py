@@ -79,6 +79,24 @@ inline, alternating runs). Together: single events from 1,500 to 3,300-4,500 req
 core (230 us of serve CPU a request at saturation), batches from 13,000 to 34,000-36,000
 events/s.
 
+A later round (2026-12-02, evening) went after single events, which had missed 3,000
+requests/s in both full runs that afternoon (2,789 and 2,814; 350-400 us of serve CPU a
+request). py-spy on serve at saturation put about 40% of its samples in the group commit, whose
+fixed costs about 11 requests shared (SQLAlchemy's connection, BEGIN and COMMIT, and a one-row
+`UPDATE ... RETURNING` per organization through SQLAlchemy's execution context and result
+set-up: 32 us, of which the driver's own work is 6), and about 11% in the dozen middleware and
+routing layers between uvicorn and the handler. Three changes: (1) the counter updates and the
+row inserts go to the driver's cursor (`dialect.prebuilt_rows`, `on_driver`: errors still come
+out as SQLAlchemy's, parameters hidden); (2) `web/fast_lane.py` serves the event endpoints from
+the top of the middleware stack with the same handler, exception handlers, security headers and
+last-resort answer (chunked or oversized bodies still go down the whole stack; a test sends each
+kind of request both ways and compares the answers); (3) the group committer takes a group after
+two turns of the event loop, so that the requests already on the wire join it: 27 requests a
+commit instead of 11. Counted in-process by `make bench-instructions` (the whole app, 32
+single-event requests at a time): 731,054 -> 620,578 -> 533,326 instructions a request for (1)
+and (2); with (3), serve's CPU a request at saturation went from about 370 to about 215 us in
+alternating runs of the old and the new code.
+
 The steady-load p99 was set by stalls, not by the mean: once every ~1.2 s a commit met the WAL's
 size backstop (10,000 pages; 1,000 commits a second write ~8,000) and paid a checkpoint's fsync
 inside a request, 10-30 ms, stalling the ~30 requests behind it. The background checkpoint now
