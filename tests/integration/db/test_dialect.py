@@ -40,18 +40,23 @@ def test_insert_many_keeps_every_row_and_its_order_across_statement_sizes(engine
     assert [tuple(row) for row in stored] == rows
 
 
+# Adds the bound "added" to an organization's pageviews; returns the new count and the flag.
+ADD_PAGEVIEWS = (
+    update(organizations)
+    .where(organizations.c.id == bindparam("org_id"))
+    .values(pageview_count=organizations.c.pageview_count + bindparam("added"))
+    .returning(organizations.c.pageview_count, organizations.c.greetnow_retargeting_enabled)
+)
+
+
 def test_execute_prebuilt_binds_by_name_and_returns_rows(engine: Engine) -> None:
     make_org(engine, "org-1", retargeting_enabled=True)
-    statement = (
-        update(organizations)
-        .where(organizations.c.id == bindparam("org_id"))
-        .values(pageview_count=organizations.c.pageview_count + bindparam("added"))
-        .returning(organizations.c.pageview_count, organizations.c.greetnow_retargeting_enabled)
-    )
     with engine.begin() as conn:
-        first = dialect.execute_prebuilt(conn, statement, {"added": 2, "org_id": "org-1"}).one()
-        again = dialect.execute_prebuilt(conn, statement, {"org_id": "org-1", "added": 3}).one()
-        unknown = dialect.execute_prebuilt(conn, statement, {"org_id": "ghost", "added": 1}).all()
+        first = dialect.execute_prebuilt(conn, ADD_PAGEVIEWS, {"added": 2, "org_id": "org-1"}).one()
+        again = dialect.execute_prebuilt(conn, ADD_PAGEVIEWS, {"org_id": "org-1", "added": 3}).one()
+        unknown = dialect.execute_prebuilt(
+            conn, ADD_PAGEVIEWS, {"org_id": "ghost", "added": 1}
+        ).all()
     assert (first[0], bool(first[1])) == (2, True)
     assert again[0] == 5
     assert unknown == []
@@ -59,16 +64,11 @@ def test_execute_prebuilt_binds_by_name_and_returns_rows(engine: Engine) -> None
 
 def test_prebuilt_rows_runs_on_the_driver_and_returns_tuples(engine: Engine) -> None:
     make_org(engine, "org-1", retargeting_enabled=True)
-    statement = (
-        update(organizations)
-        .where(organizations.c.id == bindparam("org_id"))
-        .values(call_count=organizations.c.call_count + bindparam("added"))
-        .returning(organizations.c.call_count)
-    )
     with engine.begin() as conn:
-        first = dialect.prebuilt_rows(conn, statement, {"org_id": "org-1", "added": 4})
-        unknown = dialect.prebuilt_rows(conn, statement, {"org_id": "ghost", "added": 1})
-    assert first == [(4,)]
+        first = dialect.prebuilt_rows(conn, ADD_PAGEVIEWS, {"org_id": "org-1", "added": 4})
+        unknown = dialect.prebuilt_rows(conn, ADD_PAGEVIEWS, {"org_id": "ghost", "added": 1})
+    assert [(count, bool(flag)) for count, flag in first] == [(4, True)]
+    assert all(type(row) is tuple for row in first)
     assert unknown == []
 
 
