@@ -275,7 +275,7 @@ class GraphStandIn:
         raw = await request.body()
         fault = self._take_fault(request)
         if self.latency_seconds:
-            await asyncio.sleep(self.latency_seconds)
+            await _sleep_until(started + self.latency_seconds)
         if fault is not None and fault.kind in ("timeout", "slow"):
             await self._stall(fault.seconds)
         pixel_id = request.path_params["pixel_id"]
@@ -420,6 +420,14 @@ def main(argv: list[str] | None = None) -> None:
         print(graph.url, flush=True)
         while not stop.wait(0.5):
             pass
+
+
+async def _sleep_until(deadline: float) -> None:
+    """Until time.monotonic() reaches `deadline`: the event loop's timers may fire up to a
+    millisecond early by this clock (libuv keeps its own, coarser time), and a latency the
+    stand-in promises is a floor."""
+    while (remaining := deadline - time.monotonic()) > 0:  # noqa: ASYNC110 (a clock, no event)
+        await asyncio.sleep(remaining)
 
 
 if __name__ == "__main__":
