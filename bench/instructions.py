@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 BATCHES = 4
 EVENTS = 1000
 ROUNDS = 64
@@ -97,25 +99,14 @@ def _run(batches: int) -> None:
 
     from pydantic import TypeAdapter
 
-    from bench.ingest import ORGS, batch_body, is_b2b, org_id
-    from retargeting.db import orgs
-    from retargeting.db.engine import make_engine, writing
-    from retargeting.db.migrate import upgrade
+    from bench.ingest import batch_body
     from retargeting.domain.pixel import PixelState
     from retargeting.outbox import recording
     from retargeting.web import app
     from retargeting.web.schemas import BatchIn
 
-    directory = tempfile.mkdtemp(prefix="retargeting-instructions-")
-    url = f"sqlite:///{directory}/count.sqlite3"
-    upgrade(url)
-    engine = make_engine(url)
     now = int(time.time())
-    with writing(engine) as conn:
-        for index in range(ORGS):
-            orgs.upsert(conn, org_id(index), f"Org {index}", "active", now)
-            if is_b2b(index):
-                orgs.set_retargeting(conn, org_id(index), True, now)
+    engine = _world(now)
     try:  # what the route validates a valid body as
         from retargeting.web.schemas_common_case import COMMON_CASE_OF
 
@@ -144,51 +135,72 @@ def _run(batches: int) -> None:
             recording.record_many(engine, [submission], now)
 
 
+def _world(now: float) -> Engine:
+    """A migrated SQLite file with the benchmark's organizations, one in three B2B."""
+    from bench.ingest import ORGS, is_b2b, org_id
+    from retargeting.db import orgs
+    from retargeting.db.engine import make_engine, writing
+    from retargeting.db.migrate import upgrade
+
+    directory = tempfile.mkdtemp(prefix="retargeting-instructions-")
+    url = f"sqlite:///{directory}/count.sqlite3"
+    upgrade(url)
+    engine = make_engine(url)
+    with writing(engine) as conn:
+        for index in range(ORGS):
+            orgs.upsert(conn, org_id(index), f"Org {index}", "active", now)
+            if is_b2b(index):
+                orgs.set_retargeting(conn, org_id(index), True, now)
+    return engine
+
+
 def _run_single(rounds: int) -> None:
     """`rounds` times, CONNECTIONS single widget views at once, after one warm-up round."""
     import asyncio
     import gc
 
-    import orjson
-
     from bench.common import BENCH_SECRET_KEY, PIXEL_ID, TOKEN
-    from bench.ingest import ADMIN, ORGS, WIDGET_VIEW, _credentials, is_b2b, org_id, single_body
+    from bench.ingest import WIDGET_VIEW, single_body
     from retargeting import runtime
-    from retargeting.db.migrate import upgrade
+    from retargeting.security import TokenCipher
+    from retargeting.services import credentials, pixel_settings
     from retargeting.settings import Settings
     from retargeting.web.app import create_app
 
-    directory = tempfile.mkdtemp(prefix="retargeting-instructions-")
-    url = f"sqlite:///{directory}/count.sqlite3"
-    upgrade(url)
-    admin_token, api_key = _credentials(url)
-    # No background work while counting: the settings are read again once the world is set up.
+    now = int(time.time())
+    engine = _world(now)
+    pixel = pixel_settings.PixelUpdate(PIXEL_ID, enabled=True, access_token=TOKEN)
+    cipher = TokenCipher(BENCH_SECRET_KEY)
+    pixel_settings.update_pixel(engine, cipher, actor="bench", update=pixel, now=now)
+    api_key = credentials.create_api_key(engine, name="bench", now=now).secret
+    # No background work while counting: the world above is in the first settings snapshot.
     runtime.CHECKPOINT_EVERY_SECONDS = 3600  # type: ignore[misc]
     settings = Settings(
-        database_url=url,
+        database_url=str(engine.url),
         secret_key=BENCH_SECRET_KEY,
         environment="test",
         graph_api_url="http://127.0.0.1:9",
         settings_poll_seconds=3600,
     )
+    engine.dispose()
     app = create_app(settings, deliver=False)
 
-    async def request(method: str, path: str, body: bytes, key: str) -> int:
+    async def widget_view(body: bytes) -> int:
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": method,
+            "method": "POST",
             "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
+            "path": WIDGET_VIEW,
+            "raw_path": WIDGET_VIEW.encode(),
             "query_string": b"",
             "root_path": "",
             "headers": [
                 (b"host", b"127.0.0.1:8000"),
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"authorization", f"Bearer {key}".encode()),
+                (b"authorization", f"Bearer {api_key}".encode()),
             ],
             "client": ("127.0.0.1", 40000),
             "server": ("127.0.0.1", 8000),
@@ -208,31 +220,11 @@ def _run_single(rounds: int) -> None:
 
     async def serve() -> None:
         async with app.router.lifespan_context(app):
-            pixel = {
-                "pixel_id": PIXEL_ID,
-                "access_token": TOKEN,
-                "test_event_code": "",
-                "enabled": True,
-            }
-            assert await request("PUT", f"{ADMIN}/pixel", orjson.dumps(pixel), admin_token) == 200
-            for index in range(ORGS):
-                body = orjson.dumps({"name": f"Org {index}", "status": "active"})
-                path = f"/api/v1/organizations/{org_id(index)}"
-                assert await request("PUT", path, body, api_key) in (200, 201)
-                if is_b2b(index):
-                    flag = orjson.dumps({"retargeting_enabled": True})
-                    path = f"{ADMIN}/organizations/{org_id(index)}"
-                    assert await request("PUT", path, flag, admin_token) == 200
-            app.state.runtime.snapshot.refresh()
             assert app.state.runtime.snapshot.current.pixel.state.value == "active"
-            now = int(time.time())
             bodies = [single_body(n, first=0, now=now) for n in range((rounds + 1) * CONNECTIONS)]
             gc.collect()
             for start in range(0, len(bodies), CONNECTIONS):
-                sent = [
-                    request("POST", WIDGET_VIEW, body, api_key)
-                    for body in bodies[start : start + CONNECTIONS]
-                ]
+                sent = [widget_view(body) for body in bodies[start : start + CONNECTIONS]]
                 statuses = await asyncio.gather(*sent)
                 assert set(statuses) == {202}, statuses
 

@@ -114,9 +114,7 @@ def prebuilt_rows(
     RETURNING on SQLite, and a commit runs one per organization in it. The worker's claim and
     write-back (two statements per 1,000 events, where that cost does not show) keep
     `execute_prebuilt`, whose statements SQLAlchemy's events see (the plan tests read them)."""
-    sql, order, defaults = _compiled(conn.dialect, statement)
-    values = {**defaults, **parameters} if defaults else parameters
-    bound = values if order is None else tuple(values[name] for name in order)
+    sql, bound = _bound(conn.dialect, statement, parameters)
     with on_driver(conn, sql, bound) as cursor:
         cursor.execute(sql, bound)
         return list(cursor.fetchall()) if cursor.description else []
@@ -165,11 +163,16 @@ def execute_prebuilt(
     SQLite's work for one row. The statement's parameters must need no type conversion (text,
     numbers); those not given keep the values the statement was built with (a LIMIT, ...).
     """
-    sql, order, defaults = _compiled(conn.dialect, statement)
+    return conn.exec_driver_sql(*_bound(conn.dialect, statement, parameters))
+
+
+def _bound(dialect: Dialect, statement: Executable, parameters: dict[str, Any]) -> tuple[str, Any]:
+    """The statement's SQL for `dialect` and its parameters in the driver's style: by name, or
+    in order for a positional one; those not given keep the values the statement was built
+    with."""
+    sql, order, defaults = _compiled(dialect, statement)
     values = {**defaults, **parameters} if defaults else parameters
-    if order is None:
-        return conn.exec_driver_sql(sql, values)
-    return conn.exec_driver_sql(sql, tuple(values[name] for name in order))
+    return sql, (values if order is None else tuple(values[name] for name in order))
 
 
 @functools.lru_cache(maxsize=64)
